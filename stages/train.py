@@ -1,0 +1,39 @@
+"""Stage train: a restorer trained on the distilled set with the two-stage curriculum."""
+import hashlib
+import json
+from pathlib import Path
+
+import click
+import pandas as pd
+import torch
+
+from tripled.distilled import DistilledSet
+from tripled.io import file_hash
+from tripled.params import ModelParams, TrainParams, load_section
+from tripled.train import train
+
+
+@click.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="params file (sections 'model', 'train').")
+@click.option("--data", "data_path", default="data/distilled", show_default=True, type=click.Path(path_type=Path))
+@click.option("--out", default="models", show_default=True, type=click.Path(path_type=Path))
+@click.option("--metrics", "metrics_dir", default="metrics", show_default=True, type=click.Path(path_type=Path))
+def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path) -> None:
+    """Train model.arch on the distilled set; checkpoints every train.checkpoint_every steps and resumes."""
+    mp = load_section(ModelParams, "model", params_path)
+    p = load_section(TrainParams, "train", params_path)
+    ds = DistilledSet(data_path)
+    fingerprint = hashlib.sha256(json.dumps([mp.model_dump(), p.model_dump(), file_hash(data_path / "manifest.parquet"),
+                                             ds.attrs], sort_keys=True).encode()).hexdigest()
+    model, curve = train(ds, mp, p, out / "checkpoints" / "last.pt", fingerprint)
+    torch.save(model.state_dict(), out / "restorer.pt")
+    (out / "restorer.json").write_text(json.dumps(dict(arch=mp.arch, kwargs=mp.kwargs), indent=2) + "\n")
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(curve).to_csv(metrics_dir / "train_curve.csv", index=False)
+    summary = dict(steps=p.steps, samples=len(ds), final_loss=round(curve[-1]["loss"], 6))
+    (metrics_dir / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
+    click.echo(f"train: {p.steps} steps on {len(ds)} pairs, loss {curve[0]['loss']:.4f} -> {curve[-1]['loss']:.4f}")
+
+
+if __name__ == "__main__":
+    main()

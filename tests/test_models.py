@@ -1,0 +1,91 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tripled.models import ARCHS, NAFNet, build_model
+
+
+def test_fresh_model_is_identity_on_odd_size():
+    torch.manual_seed(0)
+    model = build_model("nafnet").eval()
+    x = torch.rand(1, 3, 37, 53)
+    with torch.no_grad():
+        y = model(x)
+    assert torch.equal(y, x)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 16, 16), (2, 3, 37, 53), (1, 3, 8, 41), (3, 3, 33, 16)])
+def test_output_shape_matches_input(shape):
+    torch.manual_seed(0)
+    model = NAFNet()
+    # Perturb the zero-initialised layers so the check covers a non-trivial network.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+        y = model(torch.rand(shape))
+    assert y.shape == shape
+    assert torch.isfinite(y).all()
+
+
+def test_registry():
+    assert ARCHS["nafnet"] is NAFNet
+    assert isinstance(build_model("nafnet", width=8), NAFNet)
+    with pytest.raises(ValueError, match=r"'unet'.*nafnet"):
+        build_model("unet")
+    with pytest.raises(TypeError, match="nafnet"):
+        build_model("nafnet", not_a_kwarg=1)
+
+
+def test_mismatched_depths_rejected():
+    with pytest.raises(ValueError):
+        NAFNet(enc_blk_nums=(1, 1), dec_blk_nums=(1,))
+
+
+def test_default_param_count():
+    # The specified default (width 16, four levels) is ~1.14 M parameters; shallower configs are far smaller.
+    n_default = sum(p.numel() for p in NAFNet().parameters())
+    assert n_default < 1.2e6
+    n_small = sum(p.numel() for p in NAFNet(enc_blk_nums=(1, 1, 1), dec_blk_nums=(1, 1, 1)).parameters())
+    assert n_small < 0.5e6
+
+
+def _toy_denoising_batch():
+    g = torch.Generator().manual_seed(0)
+    # Smooth images: bilinear upsampling of a coarse random grid.
+    clean = F.interpolate(torch.rand(4, 3, 4, 4, generator=g), size=(32, 32), mode="bilinear", align_corners=False)
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=g)
+    return noisy, clean
+
+
+def test_few_adam_steps_lower_l1():
+    torch.manual_seed(0)
+    noisy, clean = _toy_denoising_batch()
+    model = NAFNet()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with torch.no_grad():
+        start = F.l1_loss(model(noisy), clean).item()
+    for _ in range(30):
+        opt.zero_grad()
+        loss = F.l1_loss(model(noisy), clean)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        end = F.l1_loss(model(noisy), clean).item()
+    assert end < 0.9 * start
+
+
+def test_bf16_autocast_forward():
+    torch.manual_seed(0)
+    model = NAFNet()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    x = torch.rand(2, 3, 24, 40)
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = model(x)
+    # The global residual adds the float32 input, so the output stays float32.
+    assert y.shape == x.shape and y.dtype == torch.float32
+    assert torch.isfinite(y).all()
+    assert (y - ref).abs().max() < 0.01

@@ -1,0 +1,268 @@
+"""Subset selection: budget arithmetic, TripleD's distribution-aware selection and the baselines."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from tripled.params import SelectParams
+from tripled.selection import (METHODS, SUBSET_COLUMNS, apportion, assign_stages, budget, difficulty,
+                               select)
+
+N_CLUSTERS, N_SOURCES = 6, 40
+
+
+def make_scores(task_sizes=(400, 400, 400), seed=0, test_fraction=0.2) -> pd.DataFrame:
+    """Synthetic scores table. Complexity has a strong per-source component (tiles of one image look
+    alike), so the highest-complexity rows come from only a few source images."""
+    rng = np.random.default_rng(seed)
+    source_level = rng.normal(size=N_SOURCES) * 3
+    frames = []
+    for t, n in enumerate(task_sizes):
+        source = rng.integers(0, N_SOURCES, n)
+        complexity = source_level[source] + rng.normal(size=n)
+        label = np.where(rng.random(n) < 0.3, complexity + 0.1 * rng.normal(size=n), np.nan)
+        frames.append(pd.DataFrame(dict(
+            id=[f"t{t}_{i:04d}" for i in range(n)], task=f"task{t}", source=source.astype(str),
+            split=np.where(rng.random(n) < test_fraction, "test", "train"), label=label.astype(np.float32),
+            complexity=complexity.astype(np.float32),
+            uncertainty=np.abs(rng.normal(size=n)).astype(np.float32),
+            cluster=rng.integers(0, N_CLUSTERS, n).astype(np.int32))))
+    # shuffle rows so tasks are interleaved, as nothing should depend on the order
+    return pd.concat(frames).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def scores():
+    return make_scores()
+
+
+@pytest.fixture(scope="module")
+def train(scores):
+    return scores[scores["split"] == "train"].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- budget / apportion
+
+
+def test_budget_fraction():
+    assert budget(1000, 0.02) == 20
+    assert budget(1000, 0.5) == 500
+    assert budget(1000, 1.0) == 1000
+    assert budget(999, 0.5) == round(0.5 * 999)
+
+
+def test_budget_absolute_count():
+    assert budget(1000, 25.0) == 25
+    assert budget(1000, 2) == 2
+    assert budget(1000, 1000.0) == 1000
+
+
+def test_budget_too_many_raises():
+    with pytest.raises(ValueError, match="only 10 training samples"):
+        budget(10, 11.0)
+
+
+def test_budget_minimum_one():
+    assert budget(10, 0.001) == 1
+    assert budget(1, 0.3) == 1
+    with pytest.raises(ValueError):
+        budget(0, 0.5)  # no samples at all: cannot keep the minimum of one
+
+
+@pytest.mark.parametrize("sizes,k", [([10, 20, 30], 6), ([5, 5, 5], 7), ([1, 1, 100], 50), ([3, 100], 103),
+                                     ([7], 3), ([2, 3, 4, 5], 0), ([13, 1, 29, 8, 50], 41)])
+def test_apportion_sums_caps_and_proportional(sizes, k):
+    sizes = np.array(sizes)
+    out = apportion(sizes, k)
+    assert out.sum() == k
+    assert (out >= 0).all() and (out <= sizes).all()
+    quota = k * sizes / sizes.sum()
+    assert (np.abs(out - quota) < 1 + 1e-9).all()
+
+
+def test_apportion_exact_when_divisible():
+    np.testing.assert_array_equal(apportion(np.array([100, 200, 300]), 60), [10, 20, 30])
+
+
+def test_apportion_random_cases():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        sizes = rng.integers(1, 50, rng.integers(1, 10))
+        k = int(rng.integers(0, sizes.sum() + 1))
+        out = apportion(sizes, k)
+        assert out.sum() == k and (out <= sizes).all() and (out >= 0).all()
+        assert (np.abs(out - k * sizes / sizes.sum()) < 1 + 1e-9).all()
+
+
+# --------------------------------------------------------------------------- common contract of every method
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("ratio", [0.05, 0.2])
+def test_select_contract(scores, train, method, ratio):
+    p = SelectParams(method=method, ratio=ratio, seed=1)
+    out = select(scores, p)
+    assert list(out.columns) == SUBSET_COLUMNS
+    expected = len(train) if method == "full" else budget(len(train), ratio)
+    assert len(out) == expected
+    assert out["id"].is_unique
+    assert set(out["id"]) <= set(train["id"])
+    if method == "full":
+        assert set(out["id"]) == set(train["id"])
+    assert set(out["stage"].unique()) <= {1, 2}
+    assert out["weight"].mean() == pytest.approx(1.0, abs=1e-5)
+    assert (out["weight"] > 0).all()
+    assert out["id"].is_monotonic_increasing
+    # deterministic for a fixed seed
+    pd.testing.assert_frame_equal(out, select(scores, p))
+
+
+@pytest.mark.parametrize("method", sorted(m for m in METHODS if m != "full"))
+def test_select_absolute_count(scores, method):
+    out = select(scores, SelectParams(method=method, ratio=25.0))
+    assert len(out) == 25 and out["id"].is_unique
+
+
+def test_select_count_larger_than_train_raises(scores, train):
+    with pytest.raises(ValueError, match="training samples"):
+        select(scores, SelectParams(method="random", ratio=float(len(train) + 1)))
+
+
+def test_select_ignores_test_rows(scores):
+    out = select(scores, SelectParams(method="full"))
+    test_ids = set(scores.loc[scores["split"] == "test", "id"])
+    assert test_ids and not (set(out["id"]) & test_ids)
+
+
+def test_random_seed_changes_subset(scores):
+    a = select(scores, SelectParams(method="random", ratio=0.1, seed=0))
+    b = select(scores, SelectParams(method="random", ratio=0.1, seed=1))
+    assert set(a["id"]) != set(b["id"])
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 0.5, 1.0])
+def test_stage1_share_per_task(scores, train, method, fraction):
+    out = select(scores, SelectParams(method=method, ratio=0.1, stage1_fraction=fraction))
+    merged = out.merge(train[["id", "task"]], on="id", validate="one_to_one")
+    for _, g in merged.groupby("task"):
+        assert (g["stage"] == 1).sum() == int(round(fraction * len(g)))
+
+
+def test_stage1_rows_are_the_easier_ones(scores, train):
+    p = SelectParams(method="tripled", ratio=0.2, stage1_fraction=0.5)
+    out = select(scores, p)
+    hard = pd.Series(difficulty(train, p.uncertainty_weight), index=train["id"])
+    merged = out.merge(train[["id", "task"]], on="id")
+    merged["hard"] = hard.loc[merged["id"]].to_numpy()
+    for _, g in merged.groupby("task"):
+        assert g.loc[g["stage"] == 1, "hard"].max() <= g.loc[g["stage"] == 2, "hard"].min()
+
+
+def test_assign_stages_direct():
+    hard = np.array([5.0, 1.0, 3.0, 2.0, 4.0, 0.0])
+    tasks = np.array(["a", "a", "a", "b", "b", "b"])
+    np.testing.assert_array_equal(assign_stages(hard, tasks, 0.34), [2, 1, 2, 2, 2, 1])
+    np.testing.assert_array_equal(assign_stages(hard, tasks, 0.0), [2] * 6)
+    np.testing.assert_array_equal(assign_stages(hard, tasks, 1.0), [1] * 6)
+
+
+def test_difficulty_is_zscore_sum(train):
+    c, u = train["complexity"].to_numpy(np.float64), train["uncertainty"].to_numpy(np.float64)
+    expected = (c - c.mean()) / c.std() + 0.5 * (u - u.mean()) / u.std()
+    np.testing.assert_allclose(difficulty(train, 0.5), expected, rtol=1e-6, atol=1e-9)
+    zc = (c - c.mean()) / c.std()
+    np.testing.assert_allclose(difficulty(train, 0.0), zc, rtol=1e-6, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- TripleD specifics
+
+
+def _picked(scores, p):
+    train = scores[scores["split"] == "train"].reset_index(drop=True)
+    out = select(scores, p)
+    return train, out.merge(train, on="id", validate="one_to_one", suffixes=("", "_train"))
+
+
+def test_tripled_spreads_budget_over_tasks_by_size():
+    scores = make_scores(task_sizes=(150, 400, 650), seed=3)
+    p = SelectParams(method="tripled", ratio=0.1)
+    train, picked = _picked(scores, p)
+    names, sizes = np.unique(train["task"], return_counts=True)
+    k = budget(len(train), p.ratio)
+    expected = dict(zip(names, apportion(sizes, k)))
+    got = picked["task"].value_counts().to_dict()
+    assert got == expected
+    for name, size in zip(names, sizes):
+        assert abs(got[name] - k * size / len(train)) < 1
+
+
+def test_tripled_covers_every_cluster(scores):
+    p = SelectParams(method="tripled", ratio=0.1)
+    train, picked = _picked(scores, p)
+    for task, g in train.groupby("task"):
+        kt = (picked["task"] == task).sum()
+        sizes = g["cluster"].value_counts()
+        for c, size in sizes.items():
+            if size * kt / len(g) >= 1.2:  # a reasonably sized cluster gets at least one pick
+                assert ((picked["task"] == task) & (picked["cluster"] == c)).any(), (task, c)
+    assert picked.groupby("task")["cluster"].nunique().min() == N_CLUSTERS
+
+
+@pytest.mark.parametrize("trim", [0.02, 0.1, 0.3])
+def test_tripled_never_picks_trimmed_hardest(scores, trim):
+    p = SelectParams(method="tripled", ratio=0.2, trim=trim)
+    train, picked = _picked(scores, p)
+    hard = difficulty(train, p.uncertainty_weight)
+    train = train.assign(hard=hard)
+    picked_ids = set(picked["id"])
+    for _, g in train.groupby("task"):
+        g = g.sort_values("hard", kind="stable")
+        n_keep = int(np.ceil(len(g) * (1 - trim)))
+        trimmed = set(g["id"].iloc[n_keep:])
+        assert len(trimmed) >= 1
+        assert not (trimmed & picked_ids)
+
+
+def test_tripled_trim_yields_to_budget():
+    """When the budget exceeds what the trim leaves, the budget wins (trimmed rows are used)."""
+    scores = make_scores(task_sizes=(100, 100), seed=4)
+    train = scores[scores["split"] == "train"]
+    out = select(scores, SelectParams(method="tripled", ratio=0.9, trim=0.3))
+    assert len(out) == budget(len(train), 0.9)
+
+
+def test_tripled_uses_more_sources_than_entropy_topk(scores):
+    _, tripled = _picked(scores, SelectParams(method="tripled", ratio=0.05))
+    _, topk = _picked(scores, SelectParams(method="entropy_topk", ratio=0.05))
+    assert len(tripled) == len(topk)
+    assert tripled["source"].nunique() > topk["source"].nunique()
+    assert tripled["source"].nunique() >= 0.5 * N_SOURCES
+
+
+def test_tripled_covers_difficulty_range(scores):
+    """Picks are spread along the difficulty ranking, not concentrated at one end."""
+    p = SelectParams(method="tripled", ratio=0.1)
+    train, picked = _picked(scores, p)
+    hard = pd.Series(difficulty(train, p.uncertainty_weight), index=train["id"])
+    ph = hard.loc[picked["id"]].to_numpy()
+    assert np.quantile(ph, 0.1) < np.quantile(hard, 0.3)
+    assert np.quantile(ph, 0.9) > np.quantile(hard, 0.7)
+
+
+def test_tripled_weights_reflect_cluster_sizes(scores):
+    """Each pick stands for len(cluster) / picks in it: the weighted cluster mass matches the task."""
+    p = SelectParams(method="tripled", ratio=0.1, trim=0.0)
+    train, picked = _picked(scores, p)
+    for task, g in picked.groupby("task"):
+        n_task = (train["task"] == task).sum()
+        # unnormalised weights sum to the task size; normalised ones are proportional to that
+        share = g["weight"].sum() / picked["weight"].sum()
+        assert share == pytest.approx(n_task / len(train), abs=1e-4)
+
+
+def test_entropy_topk_picks_highest_complexity(scores, train):
+    out = select(scores, SelectParams(method="entropy_topk", ratio=0.05))
+    chosen = train.set_index("id").loc[out["id"], "complexity"]
+    rest = train.loc[~train["id"].isin(out["id"]), "complexity"]
+    assert chosen.min() >= rest.max()
+    assert (out["weight"] == 1).all()

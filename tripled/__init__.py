@@ -1,0 +1,1 @@
+"""TripleD: distribution-aware dataset distillation for efficient image restoration."""

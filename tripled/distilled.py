@@ -1,0 +1,64 @@
+"""The distilled set on disk: uint8 pairs in a chunked zarr store plus a manifest.
+
+Each image is one zarr array, chunked so that a random crop of a 4K image reads only the chunks it
+covers, and sharded as a whole so that it is a single file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import zarr
+
+CHUNK = 256
+MANIFEST_COLUMNS = ["key", "id", "task", "stage", "weight", "height", "width"]
+
+
+class DistilledWriter:
+    def __init__(self, folder: Path, attrs: dict):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.group = zarr.open_group(self.folder / "images.zarr", mode="w")
+        self.group.attrs.update(attrs)
+        self.rows: list[dict] = []
+
+    def add(self, meta: dict, gt: np.ndarray, lq: np.ndarray) -> None:
+        key = f"{len(self.rows):06d}"
+        h, w = gt.shape[:2]
+        for name, img in (("gt", gt), ("lq", lq)):
+            arr = self.group.create_array(f"{key}/{name}", shape=img.shape, dtype="uint8",
+                                          chunks=(min(CHUNK, h), min(CHUNK, w), 3), shards=img.shape)
+            arr[:] = img
+        self.rows.append(dict(meta, key=key, height=h, width=w))
+
+    def close(self) -> pd.DataFrame:
+        manifest = pd.DataFrame(self.rows, columns=MANIFEST_COLUMNS)
+        manifest.to_parquet(self.folder / "manifest.parquet", index=False)
+        return manifest
+
+
+class DistilledSet:
+    """Read side: manifest rows and (crops of) their images."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.manifest = pd.read_parquet(self.folder / "manifest.parquet")
+        self.group = zarr.open_group(self.folder / "images.zarr", mode="r")
+        self.attrs = dict(self.group.attrs)
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def _array(self, i: int, name: str) -> zarr.Array:
+        key = self.manifest["key"].iat[i]
+        if not (isinstance(key, str) and key.isdigit()):
+            raise ValueError(f"manifest key {key!r} is not a sample key of this store")
+        return self.group[f"{key}/{name}"]
+
+    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._array(i, "gt")[:], self._array(i, "lq")[:]
+
+    def crop(self, i: int, y: int, x: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        sl = (slice(y, y + size), slice(x, x + size))
+        return self._array(i, "gt")[sl], self._array(i, "lq")[sl]

@@ -1,0 +1,47 @@
+"""Evaluation on the held-out split: PSNR/SSIM of the restored and of the degraded input."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from tripled.io import crop, read_image_cached
+from tripled.metrics import psnr, ssim, to_tensor
+
+METRICS = ("psnr_input", "psnr", "ssim_input", "ssim")
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, test: pd.DataFrame) -> pd.DataFrame:
+    """Per-sample metrics of the restored output and of the degraded input against the clean image."""
+    rows = []
+    for r in tqdm(test.itertuples(), total=len(test), desc="evaluate", unit="img"):
+        box = (int(r.x), int(r.y), int(r.w), int(r.h))
+        gt, lq = to_tensor(crop(read_image_cached(r.gt_path), box)), to_tensor(crop(read_image_cached(r.lq_path), box))
+        out = model(lq).clamp(0, 1)
+        rows.append(dict(id=r.id, task=r.task, psnr_input=psnr(lq, gt).item(), psnr=psnr(out, gt).item(),
+                         ssim_input=ssim(lq, gt).item(), ssim=ssim(out, gt).item()))
+    return pd.DataFrame(rows)
+
+
+def summarise(per_sample: pd.DataFrame) -> dict:
+    """Means per task and overall (overall = mean over tasks, so every task counts the same)."""
+    tasks = per_sample.groupby("task")[list(METRICS)].mean()
+    overall = tasks.mean()
+    def block(s: pd.Series) -> dict:
+        d = {k: round(float(s[k]), 4) for k in METRICS}
+        d["psnr_gain"] = round(d["psnr"] - d["psnr_input"], 4)
+        return d
+    return dict(overall=block(overall), tasks={t: block(s) for t, s in tasks.iterrows()},
+                samples=int(len(per_sample)))
+
+
+def complexity_histogram(scores: pd.DataFrame, subset_ids: pd.Series, bins: int = 30) -> pd.DataFrame:
+    """Histogram of predicted complexity over the training set, with the selected samples marked."""
+    train = scores[scores["split"] == "train"]
+    edges = np.histogram_bin_edges(train["complexity"], bins=bins)
+    all_counts, _ = np.histogram(train["complexity"], edges)
+    sel_counts, _ = np.histogram(train.loc[train["id"].isin(subset_ids), "complexity"], edges)
+    centres = (edges[:-1] + edges[1:]) / 2
+    return pd.DataFrame(dict(complexity=np.round(centres, 4), all=all_counts, selected=sel_counts))

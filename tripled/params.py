@@ -1,0 +1,145 @@
+"""Typed, validated parameters: one model per section of params.yaml, checked once at the edge."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ParamsError(ValueError):
+    """A params.yaml section is missing or invalid; the message names the key and the problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(_Section):
+    root: str = Field(description="'demo' (offline demo set) or a dataset folder")
+    layout: Literal["paired", "clean"] = "paired"
+    degradations: list[dict[str, Any]] = Field(default_factory=list)
+    tile: int = Field(0, ge=0, description="cut images into tiles of this size; 0 = whole images")
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    max_pixels: int = Field(200_000_000, gt=0, description="decompression-bomb guard")
+    seed: int = 0
+
+    @field_validator("degradations")
+    @classmethod
+    def _specs(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from tripled.degradations import DegradationSpec
+
+        tasks = [DegradationSpec.from_dict(d).task for d in v]
+        if len(set(tasks)) != len(tasks):
+            raise ValueError(f"degradation task names must be unique, got {tasks}")
+        return v
+
+    @model_validator(mode="after")
+    def _clean_needs_degradations(self) -> "DataParams":
+        if (self.root == "demo" or self.layout == "clean") and not self.degradations:
+            raise ValueError("the demo set and layout 'clean' need at least one entry in data.degradations")
+        return self
+
+
+class FeatureParams(_Section):
+    backbone: str = "vit_tiny_patch16_224"
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    weights: str = Field("scratch", description="'scratch', 'timm' or a path to a weights file")
+    view: Literal["gt", "lq"] = "gt"
+    thumb_size: int = Field(128, ge=16)
+    batch_size: int = Field(64, ge=1)
+    label_samples: int = Field(400, ge=2)
+    scratch_steps: int = Field(100, ge=0)
+    scratch_lr: float = Field(5e-4, gt=0)
+    seed: int = 0
+
+
+LABELS = ("global_entropy", "local_entropy", "gradient")
+
+
+class ScoreParams(_Section):
+    label: Literal["global_entropy", "local_entropy", "gradient", "combined"] = "combined"
+    heads: int = Field(8, ge=2)
+    alpha: float = Field(1.0, gt=0, description="ridge regularisation of each head")
+    clusters: int = Field(8, ge=1)
+    seed: int = 0
+
+
+class SelectParams(_Section):
+    method: Literal["tripled", "random", "entropy_topk", "full"] = "tripled"
+    ratio: float = Field(0.02, gt=0, description="fraction in (0, 1], or an absolute count > 1")
+    stage1_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    trim: float = Field(0.02, ge=0.0, lt=0.5, description="hardest fraction dropped as outliers")
+    uncertainty_weight: float = Field(0.5, ge=0.0)
+    seed: int = 0
+
+    @field_validator("ratio")
+    @classmethod
+    def _ratio(cls, v: float) -> float:
+        if v > 1 and v != int(v):
+            raise ValueError(f"ratio must be a fraction in (0, 1] or a whole count, got {v}")
+        return v
+
+
+class RefineParams(_Section):
+    enabled: bool = True
+    steps: int = Field(60, ge=0)
+    lr: float = Field(1e-3, gt=0)
+    distance: Literal["kl", "mmd"] = "kl"
+    fidelity: float = Field(10.0, ge=0.0, description="weight of the L2 term keeping images close")
+    width: int = Field(16, ge=1)
+    blocks: int = Field(2, ge=1)
+    batch_size: int = Field(64, ge=1)
+    seed: int = 0
+
+
+class ModelParams(_Section):
+    arch: str = "nafnet"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainParams(_Section):
+    steps: int = Field(600, ge=1)
+    batch_size: int = Field(8, ge=1)
+    crop: int = Field(64, ge=8)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    stage1_fraction: float = Field(0.3, ge=0.0, le=1.0, description="share of steps on stage 1 only")
+    stage2_mix: float = Field(0.5, ge=0.0, le=1.0, description="share of stage-2 samples in later batches")
+    loss_ema: float = Field(0.9, ge=0.0, lt=1.0)
+    balance: bool = Field(True, description="divide each sample's L1 by its input's, so every degradation counts")
+    checkpoint_every: int = Field(100, ge=1)
+    log_every: int = Field(10, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+
+
+S = TypeVar("S", bound=_Section)
+
+
+def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: top level must be a mapping of sections")
+    return data
+
+
+def load_section(cls: type[S], name: str, path: str | Path = "params.yaml") -> S:
+    """Validate section `name` of the params file as `cls`, with errors that name each bad key."""
+    section = read_params(path).get(name)
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ParamsError(f"{path}: section '{name}' must be a mapping")
+    try:
+        return cls(**section)
+    except ValidationError as e:
+        lines = [f"{'.'.join([name, *map(str, err['loc'])])}: {err['msg']}" for err in e.errors()]
+        raise ParamsError(f"invalid params in {path}:\n  " + "\n  ".join(lines)) from None

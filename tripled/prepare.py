@@ -1,0 +1,158 @@
+"""Build the paired dataset index: read a layout (or make the demo set), tile, split by source."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from tripled.degradations import DegradationSpec, degrade
+from tripled.io import ImageError, file_hash, read_image, scan_clean, scan_paired
+from tripled.params import DataParams
+
+# Photographs that ship inside scikit-image (no download), varied in content and complexity. Graphics
+# (colorwheel, text) and near-black frames (hubble) are left out: blur barely changes a flat graphic,
+# and a clean dark frame is indistinguishable from a low-light input.
+DEMO_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "camera", "brick",
+               "grass", "gravel", "moon", "clock", "coins", "cell")
+
+INDEX_COLUMNS = ["id", "task", "source", "split", "lq_path", "gt_path", "x", "y", "w", "h",
+                 "height", "width", "hash"]
+
+
+def stable_int(*parts: object) -> int:
+    """A seed derived from values, stable across processes and Python versions."""
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "little")
+
+
+def write_demo_images(folder: Path) -> Path:
+    import skimage.data
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in DEMO_IMAGES:
+        img = np.asarray(getattr(skimage.data, name)())
+        Image.fromarray(img).convert("RGB").save(folder / f"{name}.png")
+    return folder
+
+
+def tile_boxes(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
+    """(x, y, w, h) boxes covering the image; the last row/column is aligned to the border."""
+    if tile <= 0 or (height <= tile and width <= tile):
+        return [(0, 0, width, height)]
+
+    def starts(n: int) -> list[int]:
+        if n <= tile:
+            return [0]
+        s = list(range(0, n - tile + 1, tile))
+        return s if s[-1] == n - tile else s + [n - tile]
+
+    return [(x, y, min(tile, width), min(tile, height)) for y in starts(height) for x in starts(width)]
+
+
+def _save_png(img: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path)
+
+
+def _synthesise(files: list[Path], root: Path, specs: list[DegradationSpec], out: Path, p: DataParams,
+                rejects: list[tuple[str, str]]) -> list[dict]:
+    """One pair per clean image and degradation; degraded images are written under `out`."""
+    pairs, seen, stems = [], {}, set()
+    for f in tqdm(files, desc="prepare: degrade", unit="img"):
+        try:
+            clean = read_image(f, p.max_pixels)
+        except ImageError as e:
+            rejects.append((e.path, e.reason))
+            continue
+        digest = file_hash(f)
+        if digest in seen:
+            rejects.append((str(f), "duplicate_content"))
+            continue
+        rel = f.relative_to(root).with_suffix("").as_posix()
+        if rel in stems:  # a.png and a.jpg would share one lq file and one sample id
+            rejects.append((str(f), "duplicate_stem"))
+            continue
+        seen[digest] = f
+        stems.add(rel)
+        for spec in specs:
+            lq_path = out / spec.task / "lq" / f"{rel}.png"
+            _save_png(degrade(clean, spec, stable_int(p.seed, rel, spec.task)), lq_path)
+            pairs.append(dict(task=spec.task, stem=rel, source=rel, lq=lq_path, gt=f, size=clean.shape[:2],
+                              digest=file_hash(lq_path) + digest))
+    return pairs
+
+
+def _paired(root: Path, p: DataParams, rejects: list[tuple[str, str]]) -> list[dict]:
+    found, bad = scan_paired(root)
+    rejects.extend(bad)
+    pairs, seen = [], set()
+    for pair in tqdm(found, desc="prepare: check pairs", unit="pair"):
+        try:
+            lq, gt = read_image(pair.lq, p.max_pixels), read_image(pair.gt, p.max_pixels)
+        except ImageError as e:
+            rejects.append((e.path, e.reason))
+            continue
+        if lq.shape != gt.shape:
+            rejects.append((str(pair.lq), "size_mismatch"))
+            continue
+        digest = file_hash(pair.lq) + file_hash(pair.gt)
+        if digest in seen:
+            rejects.append((str(pair.lq), "duplicate_content"))
+            continue
+        seen.add(digest)
+        pairs.append(dict(task=pair.task, stem=pair.stem, source=f"{pair.task}/{pair.stem}",
+                          lq=pair.lq, gt=pair.gt, size=gt.shape[:2], digest=digest))
+    return pairs
+
+
+def _test_sources(sources: list[str], fraction: float, seed: int) -> set[str]:
+    ranked = sorted(set(sources), key=lambda s: stable_int(seed, "split", s))
+    n = int(round(fraction * len(ranked)))
+    if fraction > 0 and len(ranked) >= 2:
+        n = min(max(n, 1), len(ranked) - 1)
+    return set(ranked[:n])
+
+
+def build_index(p: DataParams, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Index of samples (a sample is a pair, or a tile of one) and the rejects (path, reason).
+
+    `out` receives what this stage makes: the demo's clean images and synthesised degraded images.
+    """
+    out.mkdir(parents=True, exist_ok=True)  # a DVC output even when nothing is synthesised
+    rejects: list[tuple[str, str]] = []
+    specs = [DegradationSpec.from_dict(d) for d in p.degradations]
+    if p.root == "demo":
+        root = write_demo_images(out / "clean")
+        pairs = _synthesise(scan_clean(root)[0], root, specs, out, p, rejects)
+    elif p.layout == "clean":
+        root = Path(p.root)
+        files, bad = scan_clean(root)
+        rejects.extend(bad)
+        pairs = _synthesise(files, root, specs, out, p, rejects)
+    else:
+        pairs = _paired(Path(p.root), p, rejects)
+
+    # Paired sets hold different images per task, so each task is split on its own.
+    test: set[str] = set()
+    for task in sorted({q["task"] for q in pairs}) if p.layout == "paired" and p.root != "demo" else [None]:
+        test |= _test_sources([q["source"] for q in pairs if task in (None, q["task"])], p.test_fraction, p.seed)
+
+    rows = []
+    for q in pairs:
+        height, width = q["size"]
+        for x, y, w, h in tile_boxes(height, width, p.tile):
+            sid = f"{q['task']}/{q['stem']}" + (f"@{x},{y}" if p.tile else "")
+            rows.append(dict(id=sid, task=q["task"], source=q["source"],
+                             split="test" if q["source"] in test else "train",
+                             lq_path=str(q["lq"]), gt_path=str(q["gt"]), x=x, y=y, w=w, h=h,
+                             height=height, width=width,
+                             hash=hashlib.sha256(f"{q['digest']}|{x},{y},{w},{h}".encode()).hexdigest()[:16]))
+    index = pd.DataFrame(rows, columns=INDEX_COLUMNS).sort_values("id", kind="stable").reset_index(drop=True)
+    return index, pd.DataFrame(rejects, columns=["path", "reason"])
+
+
+def sample_box(row) -> tuple[int, int, int, int]:
+    return int(row.x), int(row.y), int(row.w), int(row.h)
