@@ -26,9 +26,11 @@ class DistilledWriter:
     def add(self, meta: dict, gt: np.ndarray, lq: np.ndarray) -> None:
         key = f"{len(self.rows):06d}"
         h, w = gt.shape[:2]
+        chunks = (min(CHUNK, h), min(CHUNK, w), 3)
+        shard = (-(-h // chunks[0]) * chunks[0], -(-w // chunks[1]) * chunks[1], 3)  # whole image, whole chunks
         for name, img in (("gt", gt), ("lq", lq)):
-            arr = self.group.create_array(f"{key}/{name}", shape=img.shape, dtype="uint8",
-                                          chunks=(min(CHUNK, h), min(CHUNK, w), 3), shards=img.shape)
+            arr = self.group.create_array(f"{key}/{name}", shape=img.shape, dtype="uint8", chunks=chunks,
+                                          shards=shard)
             arr[:] = img
         self.rows.append(dict(meta, key=key, height=h, width=w))
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["psnr", "ssim", "to_tensor", "to_uint8"]
+__all__ = ["mse", "psnr", "psnr_from_mse", "ssim", "to_tensor", "to_uint8"]
 
 _SSIM_SIGMA = 1.5
 _SSIM_RADIUS = 5  # skimage: int(truncate * sigma + 0.5) with truncate=3.5 -> 11x11 window
@@ -25,13 +25,22 @@ def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
         raise ValueError(f"expected NxCxHxW tensors, got shape {tuple(pred.shape)}")
 
 
+def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image mean squared error, shape (N,), in float64."""
+    _check_pair(pred, target)
+    return (pred.detach().double() - target.detach().double()).pow(2).flatten(1).mean(dim=1)
+
+
+def psnr_from_mse(mse_value: torch.Tensor | np.ndarray, data_range: float = 1.0):
+    # mse == 0 -> log10(inf) = inf, which is the conventional answer.
+    with np.errstate(divide="ignore"):
+        return 10.0 * (np.log10(data_range**2 / mse_value) if isinstance(mse_value, np.ndarray)
+                       else torch.log10(data_range**2 / mse_value))
+
+
 def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Per-image PSNR in dB, shape (N,). Identical images give +inf."""
-    _check_pair(pred, target)
-    diff = pred.detach().double() - target.detach().double()
-    mse = diff.pow(2).flatten(1).mean(dim=1)
-    # mse == 0 -> log10(inf) = inf, which is the conventional answer.
-    return 10.0 * torch.log10(data_range**2 / mse)
+    return psnr_from_mse(mse(pred, target), data_range)
 
 
 def _gaussian_1d(device: torch.device) -> torch.Tensor:

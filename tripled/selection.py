@@ -40,9 +40,9 @@ def difficulty(scores: pd.DataFrame, uncertainty_weight: float) -> np.ndarray:
     return z(scores["complexity"]) + uncertainty_weight * z(scores["uncertainty"])
 
 
-def _spread(order: np.ndarray, sources: np.ndarray, k: int) -> list[int]:
-    """k rows evenly spaced along a difficulty ranking, preferring source images not yet used."""
-    picks, used = [], set()
+def _spread(order: np.ndarray, sources: np.ndarray, k: int, used: set) -> list[int]:
+    """k rows evenly spaced along a difficulty ranking, preferring source images not in `used`."""
+    picks = []
     targets = ((np.arange(k) + 0.5) * len(order) / k).astype(int)
     taken = np.zeros(len(order), bool)
     for t in targets:
@@ -69,11 +69,12 @@ def select_tripled(scores: pd.DataFrame, k: int, p: SelectParams, rng: np.random
         keep = keep[:max(int(np.ceil(len(keep) * (1 - p.trim))), kt)]  # drop the hardest few per cent
         clusters = scores["cluster"].to_numpy()[keep]
         names, sizes = np.unique(clusters, return_counts=True)
+        used: set = set()  # sources already drawn for this task, across its clusters
         for c, kc in zip(names, apportion(sizes, kt)):
             if kc == 0:
                 continue
             members = keep[clusters == c]  # already sorted by difficulty
-            picked = _spread(members, scores["source"].to_numpy(), int(kc))
+            picked = _spread(members, scores["source"].to_numpy(), int(kc), used)
             picks += picked
             weights += [len(members) / kc] * len(picked)
     return picks, np.asarray(weights)

@@ -95,6 +95,9 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, f
     torch.manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)
     model = build_model(mp.arch, **mp.kwargs).to(device)
+    # The average of recent weights is the result: steadier than the last step on a tiny set.
+    average = torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(p.ema)) if p.ema else None
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.steps, eta_min=p.lr * 0.01)
     m = ds.manifest
@@ -107,6 +110,8 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, f
         state = torch.load(checkpoint, map_location=device, weights_only=True)
         if state["fingerprint"] == fingerprint:
             model.load_state_dict(state["model"])
+            if average is not None:
+                average.load_state_dict(state["average"])
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
             rng.bit_generator.state = state["rng"]
@@ -130,6 +135,8 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, f
         loss.backward()
         opt.step()
         sched.step()
+        if average is not None:
+            average.update_parameters(model)
         sampler.update(idx, per_sample.detach().cpu().numpy())
         window.append(loss.item())
         if (step + 1) % p.log_every == 0 or step + 1 == p.steps:
@@ -138,7 +145,9 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, f
             window = []
         if (step + 1) % p.checkpoint_every == 0 and step + 1 < p.steps:
             _save_atomic(dict(fingerprint=fingerprint, step=step + 1, model=model.state_dict(),
+                              average=average.state_dict() if average is not None else {},
                               opt=opt.state_dict(), sched=sched.state_dict(), rng=rng.bit_generator.state,
                               torch_rng=torch.get_rng_state(), running=torch.from_numpy(sampler.running),
                               curve=curve, window=window), checkpoint)
-    return model.eval().cpu(), curve
+    result = average.module if average is not None else model
+    return result.eval().cpu(), curve

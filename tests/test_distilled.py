@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+from tripled.distilled import DistilledSet, DistilledWriter
+from tests.helpers import smooth_images, write_distilled
+
+
+def test_round_trip_and_crop(tmp_path):
+    ds = DistilledSet(write_distilled(tmp_path / "d", n=4, size=40))
+    assert len(ds) == 4 and ds.attrs == {"toy": True}
+    assert list(ds.manifest.columns) == ["key", "id", "task", "stage", "weight", "height", "width"]
+    gt, lq = ds.pair(2)
+    assert gt.shape == lq.shape == (40, 40, 3) and gt.dtype == np.uint8
+    cgt, clq = ds.crop(2, 5, 7, 16)
+    assert np.array_equal(cgt, gt[5:21, 7:23]) and np.array_equal(clq, lq[5:21, 7:23])
+
+
+def test_large_image_is_chunked_for_crops(tmp_path):
+    img = np.zeros((600, 700, 3), np.uint8)
+    writer = DistilledWriter(tmp_path / "d", {})
+    writer.add(dict(id="a", task="t", stage=1, weight=1.0), img, img)
+    writer.close()
+    arr = DistilledSet(tmp_path / "d")._array(0, "gt")
+    assert arr.chunks == (256, 256, 3) and arr.shards == (768, 768, 3)
+    assert len(list((tmp_path / "d/images.zarr/000000/gt/c").rglob("*"))) <= 3  # one shard file
+
+
+def test_manifest_key_outside_store_rejected(tmp_path):
+    ds = DistilledSet(write_distilled(tmp_path / "d", n=2))
+    ds.manifest.loc[0, "key"] = "../../etc"
+    with pytest.raises(ValueError, match="not a sample key"):
+        ds.pair(0)

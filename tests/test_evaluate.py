@@ -1,0 +1,52 @@
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from tripled.evaluate import complexity_histogram, evaluate, summarise
+from tests.helpers import smooth_images
+
+
+def _test_split(tmp_path, n=4, size=48):
+    rows = []
+    rng = np.random.default_rng(0)
+    for i, gt in enumerate(smooth_images(n, size)):
+        lq = np.clip(gt + rng.normal(0, 20, gt.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(gt).save(tmp_path / f"gt{i}.png")
+        Image.fromarray(lq).save(tmp_path / f"lq{i}.png")
+        rows.append(dict(id=f"t{i % 2}/{i}", task=f"t{i % 2}", source=f"s{i // 2}", gt_path=str(tmp_path / f"gt{i}.png"),
+                         lq_path=str(tmp_path / f"lq{i}.png"), x=8, y=8, w=32, h=32))
+    return pd.DataFrame(rows)
+
+
+def test_identity_model_scores_like_the_input(tmp_path):
+    per = evaluate(torch.nn.Identity(), _test_split(tmp_path))
+    assert np.allclose(per["mse"], per["mse_input"]) and np.allclose(per["ssim"], per["ssim_input"])
+    result = summarise(per)
+    assert set(result["tasks"]) == {"t0", "t1"} and result["samples"] == 4 and result["images"] == 4
+    assert abs(result["overall"]["psnr_gain"]) < 1e-6
+
+
+def test_a_destructive_model_scores_below_the_input(tmp_path):
+    class Black(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros_like(x)
+
+    result = summarise(evaluate(Black(), _test_split(tmp_path)))
+    assert result["overall"]["psnr"] < result["overall"]["psnr_input"] - 5
+
+
+def test_complexity_histogram_marks_selection():
+    scores = pd.DataFrame(dict(id=[f"s{i}" for i in range(100)], split=["train"] * 90 + ["test"] * 10,
+                               complexity=np.linspace(0, 1, 100)))
+    hist = complexity_histogram(scores, pd.Series(["s1", "s2", "s50", "s95"]), bins=10)
+    assert hist["all"].sum() == 90 and hist["selected"].sum() == 3  # s95 is a test row
+
+
+def test_image_psnr_pools_the_error_of_its_tiles():
+    # Two tiles of one image: a flat tile restored to 60 dB and a textured one at 20 dB.
+    per = pd.DataFrame(dict(id=["a", "b"], task="t", source="img", mse_input=[1e-4, 1e-2], mse=[1e-6, 1e-2],
+                            ssim_input=[0.9, 0.5], ssim=[0.99, 0.5]))
+    result = summarise(per)["tasks"]["t"]
+    assert np.isclose(result["psnr"], 10 * np.log10(1 / np.mean([1e-6, 1e-2])), atol=1e-3)
+    assert np.isclose(result["ssim"], 0.745)

@@ -1,0 +1,45 @@
+import numpy as np
+import torch
+
+from tripled.features import create_backbone
+from tripled.params import RefineParams
+from tripled.refine import FeatureDistance, RefineNet, refine
+from tests.helpers import TINY_VIT, smooth_images
+
+
+def test_refine_net_starts_as_identity():
+    x = torch.rand(2, 3, 17, 23)
+    assert torch.equal(RefineNet(8, 2)(x), x)
+
+
+def _pairs(images):
+    return [(img, np.clip(img.astype(int) + 30, 0, 255).astype(np.uint8)) for img in images]
+
+
+def test_zero_steps_is_the_identity():
+    backbone = create_backbone(TINY_VIT)
+    pairs = _pairs(smooth_images(4, 32))
+    full = np.random.default_rng(0).normal(size=(50, backbone.model.num_features)).astype(np.float32)
+    out, report = refine(pairs, "gt", backbone, full, RefineParams(steps=0))
+    assert all(np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(out, pairs))
+    assert report["before"] == report["after"]
+
+
+def test_distance_drops_on_a_toy_set():
+    backbone = create_backbone(TINY_VIT)
+    full_images = smooth_images(64, 32, seed=1)
+    with torch.no_grad():
+        full = backbone.embed(torch.from_numpy(full_images).permute(0, 3, 1, 2).float() / 255).numpy()
+    subset = (smooth_images(8, 32, seed=2) * 0.4).astype(np.uint8)  # darker than the full set
+    for distance in ("kl", "mmd"):
+        p = RefineParams(steps=40, lr=5e-3, distance=distance, fidelity=0.1, width=8, blocks=1)
+        out, report = refine(_pairs(subset), "gt", backbone, full, p)
+        assert report["after"] < 0.8 * report["before"], report
+        assert not np.array_equal(out[0][0], subset[0])
+
+
+def test_kl_of_the_full_set_to_itself_is_near_zero():
+    full = np.random.default_rng(0).normal(size=(500, 16)).astype(np.float32)
+    d = FeatureDistance(full, 0)
+    assert d.kl(torch.from_numpy(full)).item() < 1e-3
+    assert d.kl(torch.from_numpy(full[:, ::-1] * 3).contiguous()).item() > 0.5

@@ -1,0 +1,65 @@
+import numpy as np
+import torch
+
+from tripled.distilled import DistilledSet
+from tripled.params import ModelParams, TrainParams
+from tripled.train import CurriculumSampler, balance_weights, train
+from tests.helpers import write_distilled
+
+MODEL = ModelParams(arch="nafnet", kwargs=dict(width=8, enc_blk_nums=[1, 1], dec_blk_nums=[1, 1]))
+
+
+def test_sampler_stage_one_then_mix():
+    stage = np.array([1] * 10 + [2] * 10)
+    s = CurriculumSampler(stage, np.ones(20), switch_step=100, mix=0.8, ema=0.5)
+    rng = np.random.default_rng(0)
+    assert all(stage[s.draw(step, 16, rng)].max() == 1 for step in range(0, 100, 7))
+    later = np.concatenate([s.draw(150, 16, rng) for _ in range(200)])
+    share_hard = (stage[later] == 2).mean()
+    assert 0.8 < share_hard < 0.95  # 0.8 from stage 2 plus half of the rest
+
+
+def test_sampler_prefers_hard_samples_with_high_running_loss():
+    stage = np.array([2] * 10)
+    s = CurriculumSampler(stage, np.ones(10), switch_step=0, mix=1.0, ema=0.0)
+    s.update(np.arange(10), np.array([1.0] * 9 + [20.0]))
+    draws = np.concatenate([s.draw(5, 32, np.random.default_rng(i)) for i in range(50)])
+    assert (draws == 9).mean() > 0.5
+
+
+def test_balance_weights_even_out_tasks(tmp_path):
+    ds = DistilledSet(write_distilled(tmp_path / "d"))  # task t1 has twice the noise of t0
+    w = balance_weights(ds)
+    t = ds.manifest["task"].to_numpy()
+    assert np.isclose(w.mean(), 1) and w[t == "t0"].mean() > 1.5 * w[t == "t1"].mean()
+
+
+def test_a_few_steps_lower_the_loss(tmp_path):
+    ds = DistilledSet(write_distilled(tmp_path / "d"))
+    p = TrainParams(steps=150, batch_size=4, crop=32, lr=2e-3, log_every=10, checkpoint_every=1000,
+                    stage1_fraction=0.0)
+    _, curve = train(ds, MODEL, p, tmp_path / "ck.pt", "f")
+    assert curve[-1]["loss"] < 0.7 * curve[0]["loss"]
+
+
+def test_curriculum_switches_stage(tmp_path):
+    ds = DistilledSet(write_distilled(tmp_path / "d"))
+    p = TrainParams(steps=20, batch_size=2, crop=16, log_every=5, stage1_fraction=0.5)
+    _, curve = train(ds, MODEL, p, tmp_path / "ck.pt", "f")
+    assert [c["stage"] for c in curve] == [1, 1, 2, 2]
+
+
+def test_resume_continues_exactly(tmp_path):
+    ds = DistilledSet(write_distilled(tmp_path / "d"))
+    p = TrainParams(steps=20, batch_size=4, crop=24, log_every=3, checkpoint_every=7)
+    full_model, full_curve = train(ds, MODEL, p, tmp_path / "a.pt", "f")
+    assert (tmp_path / "a.pt").is_file()  # last checkpoint at step 14
+    # A run that died after step 14 left that checkpoint: a rerun continues from it.
+    resumed_model, resumed_curve = train(ds, MODEL, p, tmp_path / "a.pt", "f")
+    assert resumed_curve == full_curve
+    for a, b in zip(full_model.state_dict().values(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b)
+    # A checkpoint of other params is ignored.
+    other_model, _ = train(ds, MODEL, p.model_copy(update=dict(seed=1)), tmp_path / "a.pt", "g")
+    assert not all(torch.equal(a, b) for a, b in zip(full_model.state_dict().values(),
+                                                      other_model.state_dict().values()))
