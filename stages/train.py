@@ -12,6 +12,8 @@ from tripled.io import file_hash
 from tripled.params import ModelParams, TrainParams, load_section
 from tripled.train import train
 
+MEMORY_LIMIT = 4 << 30  # a distilled set up to this size trains from memory
+
 
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="params file (sections 'model', 'train').")
@@ -22,7 +24,7 @@ def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path) -> Non
     """Train model.arch on the distilled set; checkpoints every train.checkpoint_every steps and resumes."""
     mp = load_section(ModelParams, "model", params_path)
     p = load_section(TrainParams, "train", params_path)
-    ds = DistilledSet(data_path)
+    ds = DistilledSet(data_path, memory_limit=MEMORY_LIMIT)
     fingerprint = hashlib.sha256(json.dumps([mp.model_dump(), p.model_dump(), file_hash(data_path / "manifest.parquet"),
                                              ds.attrs], sort_keys=True).encode()).hexdigest()
     model, curve = train(ds, mp, p, out / "checkpoints" / "last.pt", fingerprint)

@@ -30,3 +30,11 @@ def test_manifest_key_outside_store_rejected(tmp_path):
     ds.manifest.loc[0, "key"] = "../../etc"
     with pytest.raises(ValueError, match="not a sample key"):
         ds.pair(0)
+
+
+def test_in_memory_reads_equal_store_reads(tmp_path):
+    folder = write_distilled(tmp_path / "d", n=3, size=40)
+    on_disk, in_memory = DistilledSet(folder), DistilledSet(folder, memory_limit=1 << 20)
+    assert on_disk._pairs is None and in_memory._pairs is not None
+    for i in range(3):
+        assert all(np.array_equal(a, b) for a, b in zip(on_disk.crop(i, 3, 4, 20), in_memory.crop(i, 3, 4, 20)))

@@ -41,13 +41,20 @@ class DistilledWriter:
 
 
 class DistilledSet:
-    """Read side: manifest rows and (crops of) their images."""
+    """Read side: manifest rows and (crops of) their images.
 
-    def __init__(self, folder: Path):
+    A set whose pairs take at most `memory_limit` bytes is read into memory once: small sets then
+    cost no I/O per training step; larger ones are read crop by crop, chunk by chunk.
+    """
+
+    def __init__(self, folder: Path, memory_limit: int = 0):
         self.folder = Path(folder)
         self.manifest = pd.read_parquet(self.folder / "manifest.parquet")
         self.group = zarr.open_group(self.folder / "images.zarr", mode="r")
         self.attrs = dict(self.group.attrs)
+        self._pairs = None
+        if int((self.manifest["height"] * self.manifest["width"]).sum()) * 6 <= memory_limit:
+            self._pairs = [self.pair(i) for i in range(len(self))]
 
     def __len__(self) -> int:
         return len(self.manifest)
@@ -59,8 +66,13 @@ class DistilledSet:
         return self.group[f"{key}/{name}"]
 
     def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._pairs is not None:
+            return self._pairs[i]
         return self._array(i, "gt")[:], self._array(i, "lq")[:]
 
     def crop(self, i: int, y: int, x: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         sl = (slice(y, y + size), slice(x, x + size))
+        if self._pairs is not None:
+            gt, lq = self._pairs[i]
+            return gt[sl], lq[sl]
         return self._array(i, "gt")[sl], self._array(i, "lq")[sl]

@@ -100,16 +100,16 @@ class ModelParams(_Section):
 
 
 class TrainParams(_Section):
-    steps: int = Field(2000, ge=1)
-    batch_size: int = Field(8, ge=1)
-    crop: int = Field(64, ge=8)
+    steps: int = Field(3000, ge=1)
+    batch_size: int = Field(32, ge=1)
+    crop: int = Field(32, ge=8)
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     stage1_fraction: float = Field(0.3, ge=0.0, le=1.0, description="share of steps on stage 1 only")
     stage2_mix: float = Field(0.5, ge=0.0, le=1.0, description="share of stage-2 samples in later batches")
     loss_ema: float = Field(0.9, ge=0.0, lt=1.0)
     ema: float = Field(0.995, ge=0.0, lt=1.0, description="decay of the weight average used as the result; 0 = off")
-    balance: bool = Field(True, description="divide each sample's L1 by its input's, so every degradation counts")
+    balance: Literal["task", "none"] = Field("task", description="task: L1 divided by the task's mean input error")
     checkpoint_every: int = Field(200, ge=1)
     log_every: int = Field(10, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -120,7 +120,7 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, f
             start, curve, window = state["step"], state["curve"], state["window"]
             print(f"train: resumed from {checkpoint} at step {start}")
 
-    task_weight = torch.from_numpy(balance_weights(ds) if p.balance else np.ones(len(ds), np.float32)).to(device)
+    task_weight = torch.from_numpy(balance_weights(ds) if p.balance == "task" else np.ones(len(ds), np.float32)).to(device)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     model.train()
     for step in tqdm(range(start, p.steps), desc="train", unit="step", initial=start, total=p.steps):
