@@ -13,11 +13,23 @@ from tripled.degradations import DegradationSpec, degrade
 from tripled.io import ImageError, file_hash, read_image, scan_clean, scan_paired
 from tripled.params import DataParams
 
-# Photographs that ship inside scikit-image (no download), varied in content and complexity. Graphics
-# (colorwheel, text) and near-black frames (hubble) are left out: blur barely changes a flat graphic,
-# and a clean dark frame is indistinguishable from a low-light input.
-DEMO_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "camera", "brick",
-               "grass", "gravel", "moon", "clock", "coins", "cell")
+# Photographs that ship inside installed packages (no download), varied in content and complexity,
+# half of them in colour. Graphics (colorwheel, text) and near-black frames (hubble) are left out:
+# blur barely changes a flat graphic, and a clean dark frame looks like a low-light input.
+DEMO_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "motorcycle", "china",
+               "flower", "camera", "brick", "grass", "gravel", "moon", "clock", "coins", "cell")
+
+
+def demo_image(name: str) -> np.ndarray:
+    import skimage.data
+    from sklearn.datasets import load_sample_image
+
+    if name in ("china", "flower"):
+        return load_sample_image(f"{name}.jpg")
+    if name == "motorcycle":
+        return skimage.data.stereo_motorcycle()[0]  # the left view; the right one is near-identical
+    return np.asarray(getattr(skimage.data, name)())
+
 
 INDEX_COLUMNS = ["id", "task", "source", "split", "lq_path", "gt_path", "x", "y", "w", "h",
                  "height", "width", "hash"]
@@ -29,12 +41,9 @@ def stable_int(*parts: object) -> int:
 
 
 def write_demo_images(folder: Path) -> Path:
-    import skimage.data
-
     folder.mkdir(parents=True, exist_ok=True)
     for name in DEMO_IMAGES:
-        img = np.asarray(getattr(skimage.data, name)())
-        Image.fromarray(img).convert("RGB").save(folder / f"{name}.png")
+        Image.fromarray(demo_image(name)).convert("RGB").save(folder / f"{name}.png")
     return folder
 
 
