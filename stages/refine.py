@@ -7,7 +7,7 @@ import pandas as pd
 
 from tripled.distilled import DistilledWriter
 from tripled.features import load_backbone, read_features
-from tripled.io import crop, file_hash, read_image
+from tripled.io import file_hash, read_sample
 from tripled.params import RefineParams, load_section
 from tripled.refine import refine
 
@@ -27,8 +27,7 @@ def main(params_path, index_path, subset_path, features_path, backbone_path, out
     rows = pd.read_parquet(subset_path).merge(index, on="id", how="left", validate="one_to_one")
     if rows["task"].isna().any():
         raise click.ClickException("subset ids missing from the index; rerun select")
-    pairs = [(crop(read_image(r.gt_path), (r.x, r.y, r.w, r.h)), crop(read_image(r.lq_path), (r.x, r.y, r.w, r.h)))
-             for r in rows.itertuples()]
+    pairs = [(read_sample(r, "gt"), read_sample(r, "lq")) for r in rows.itertuples()]
     emb, _, attrs = read_features(features_path)
     full = emb[(index["split"] == "train").to_numpy()]
     steps = p.steps if p.enabled else 0

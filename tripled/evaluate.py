@@ -6,7 +6,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from tripled.io import crop, read_image_cached
+from tripled.io import read_sample
 from tripled.metrics import mse, psnr_from_mse, ssim, to_tensor
 
 METRICS = ("psnr_input", "psnr", "ssim_input", "ssim")
@@ -17,8 +17,7 @@ def evaluate(model: torch.nn.Module, test: pd.DataFrame) -> pd.DataFrame:
     """Per-sample squared error and SSIM of the restored output and of the degraded input."""
     rows = []
     for r in tqdm(test.itertuples(), total=len(test), desc="evaluate", unit="img"):
-        box = (int(r.x), int(r.y), int(r.w), int(r.h))
-        gt, lq = to_tensor(crop(read_image_cached(r.gt_path), box)), to_tensor(crop(read_image_cached(r.lq_path), box))
+        gt, lq = to_tensor(read_sample(r, "gt")), to_tensor(read_sample(r, "lq"))
         out = model(lq).clamp(0, 1)
         rows.append(dict(id=r.id, task=r.task, source=r.source, mse_input=mse(lq, gt).item(), mse=mse(out, gt).item(),
                          ssim_input=ssim(lq, gt).item(), ssim=ssim(out, gt).item()))

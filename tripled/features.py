@@ -14,7 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from tripled.complexity import complexity_labels
-from tripled.io import crop, read_image, read_image_cached, read_thumbnail, resize
+from tripled.io import read_sample, read_thumbnail, resize, row_box
 from tripled.params import LABELS, FeatureParams
 
 SHARD_ROWS = 16384  # rows per zarr shard (one file each): 1 M rows -> 62 files
@@ -79,15 +79,10 @@ def load_backbone(folder: Path) -> Backbone:
                     tuple(config["mean"]), tuple(config["std"]))
 
 
-def _paths(row, view: str) -> tuple[str, tuple[int, int, int, int]]:
-    return (row.gt_path if view == "gt" else row.lq_path), (int(row.x), int(row.y), int(row.w), int(row.h))
-
-
 def thumbnail(row, view: str, size: int) -> np.ndarray:
-    path, box = _paths(row, view)
-    if box == (0, 0, int(row.width), int(row.height)):
-        return read_thumbnail(path, size)  # whole image: reduced decoding where the format allows
-    return resize(crop(read_image_cached(path), box), size)
+    if row_box(row) == (0, 0, int(row.width), int(row.height)):  # whole image: reduced decoding
+        return read_thumbnail(row.gt_path if view == "gt" else row.lq_path, size)
+    return resize(read_sample(row, view), size)
 
 
 def label_sample(index: pd.DataFrame, n: int, seed: int) -> np.ndarray:
@@ -101,9 +96,7 @@ def compute_labels(index: pd.DataFrame, rows: np.ndarray, p: FeatureParams) -> t
     labels = np.zeros((len(rows), len(LABELS)), np.float32)
     thumbs = np.zeros((len(rows), p.thumb_size, p.thumb_size, 3), np.uint8)
     for k, i in enumerate(tqdm(rows, desc="extract: labels", unit="img")):
-        row = index.iloc[i]
-        path, box = _paths(row, p.view)
-        full = crop(read_image(path), box)
+        full = read_sample(index.iloc[i], p.view)
         labels[k] = complexity_labels(full)
         thumbs[k] = resize(full, p.thumb_size)
     return labels, thumbs

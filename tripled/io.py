@@ -94,6 +94,16 @@ def crop(img: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     return img[y:y + h, x:x + w]
 
 
+def row_box(row) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of an index row: the tile, or the whole image."""
+    return int(row.x), int(row.y), int(row.w), int(row.h)
+
+
+def read_sample(row, side: str) -> np.ndarray:
+    """The 'gt' or 'lq' image of an index row, cropped to its box."""
+    return crop(read_image_cached(row.gt_path if side == "gt" else row.lq_path), row_box(row))
+
+
 def file_hash(path: Path | str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

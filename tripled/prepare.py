@@ -69,7 +69,7 @@ def _save_png(img: np.ndarray, path: Path) -> None:
 def _synthesise(files: list[Path], root: Path, specs: list[DegradationSpec], out: Path, p: DataParams,
                 rejects: list[tuple[str, str]]) -> list[dict]:
     """One pair per clean image and degradation; degraded images are written under `out`."""
-    pairs, seen, stems = [], {}, set()
+    pairs, seen, stems = [], set(), set()
     for f in tqdm(files, desc="prepare: degrade", unit="img"):
         try:
             clean = read_image(f, p.max_pixels)
@@ -84,7 +84,7 @@ def _synthesise(files: list[Path], root: Path, specs: list[DegradationSpec], out
         if rel in stems:  # a.png and a.jpg would share one lq file and one sample id
             rejects.append((str(f), "duplicate_stem"))
             continue
-        seen[digest] = f
+        seen.add(digest)
         stems.add(rel)
         for spec in specs:
             lq_path = out / spec.task / "lq" / f"{rel}.png"
@@ -161,7 +161,3 @@ def build_index(p: DataParams, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                              hash=hashlib.sha256(f"{q['digest']}|{x},{y},{w},{h}".encode()).hexdigest()[:16]))
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS).sort_values("id", kind="stable").reset_index(drop=True)
     return index, pd.DataFrame(rejects, columns=["path", "reason"])
-
-
-def sample_box(row) -> tuple[int, int, int, int]:
-    return int(row.x), int(row.y), int(row.w), int(row.h)
