@@ -107,7 +107,7 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, f
     start, curve, window = 0, [], []
 
     if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         if state["fingerprint"] == fingerprint:
             model.load_state_dict(state["model"])
             if average is not None:
@@ -120,7 +120,9 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, f
             start, curve, window = state["step"], state["curve"], state["window"]
             print(f"train: resumed from {checkpoint} at step {start}")
 
-    task_weight = torch.from_numpy(balance_weights(ds) if p.balance == "task" else np.ones(len(ds), np.float32)).to(device)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)  # a DVC output even before the first save
+    weights = balance_weights(ds) if p.balance == "task" else np.ones(len(ds), np.float32)
+    task_weight = torch.from_numpy(weights).to(device)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     model.train()
     for step in tqdm(range(start, p.steps), desc="train", unit="step", initial=start, total=p.steps):
@@ -128,8 +130,7 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, f
         gt, lq = (t.to(device, non_blocking=True) for t in _batch(ds, idx, size, rng))
         with amp:
             out = model(lq)
-        per_sample = (out.float() - gt).abs().mean((1, 2, 3))
-        per_sample = per_sample * task_weight[idx]
+        per_sample = (out.float() - gt).abs().mean((1, 2, 3)) * task_weight[idx]
         loss = per_sample.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
