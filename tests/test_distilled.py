@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tripled.distilled import DistilledSet, DistilledWriter
-from tests.helpers import smooth_images, write_distilled
+from tests.helpers import write_distilled
 
 
 def test_round_trip_and_crop(tmp_path):
