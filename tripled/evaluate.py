@@ -28,8 +28,8 @@ def summarise(per_sample: pd.DataFrame) -> dict:
     """PSNR per test image (from the squared error over all its tiles, as benchmarks score whole
     images), SSIM averaged over its tiles; then means per task and over tasks."""
     images = per_sample.groupby(["task", "source"])[["mse_input", "mse", "ssim_input", "ssim"]].mean()
-    images["psnr_input"] = psnr_from_mse(images["mse_input"].to_numpy())
-    images["psnr"] = psnr_from_mse(images["mse"].to_numpy())
+    for err, db in (("mse_input", "psnr_input"), ("mse", "psnr")):
+        images[db] = psnr_from_mse(torch.tensor(images[err].to_numpy())).numpy()
     tasks = images.groupby("task")[list(METRICS)].mean()
 
     def block(s: pd.Series) -> dict:

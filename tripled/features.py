@@ -14,7 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from tripled.complexity import complexity_labels
-from tripled.io import read_sample, read_thumbnail, resize, row_box
+from tripled.io import read_sample, read_thumbnail, resize, row_box, sample_path
 from tripled.params import LABELS, FeatureParams
 
 SHARD_ROWS = 16384  # rows per zarr shard (one file each): 1 M rows -> 62 files
@@ -81,7 +81,7 @@ def load_backbone(folder: Path) -> Backbone:
 
 def thumbnail(row, view: str, size: int) -> np.ndarray:
     if row_box(row) == (0, 0, int(row.width), int(row.height)):  # whole image: reduced decoding
-        return read_thumbnail(row.gt_path if view == "gt" else row.lq_path, size)
+        return read_thumbnail(sample_path(row, view), size)
     return resize(read_sample(row, view), size)
 
 

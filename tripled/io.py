@@ -99,9 +99,14 @@ def row_box(row) -> tuple[int, int, int, int]:
     return int(row.x), int(row.y), int(row.w), int(row.h)
 
 
+def sample_path(row, side: str) -> str:
+    """The 'gt' or 'lq' file of an index row."""
+    return row.gt_path if side == "gt" else row.lq_path
+
+
 def read_sample(row, side: str) -> np.ndarray:
     """The 'gt' or 'lq' image of an index row, cropped to its box."""
-    return crop(read_image_cached(row.gt_path if side == "gt" else row.lq_path), row_box(row))
+    return crop(read_image_cached(sample_path(row, side)), row_box(row))
 
 
 def file_hash(path: Path | str) -> str:

@@ -31,11 +31,9 @@ def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pred.detach().double() - target.detach().double()).pow(2).flatten(1).mean(dim=1)
 
 
-def psnr_from_mse(mse_value: torch.Tensor | np.ndarray, data_range: float = 1.0):
+def psnr_from_mse(mse_value: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     # mse == 0 -> log10(inf) = inf, which is the conventional answer.
-    with np.errstate(divide="ignore"):
-        return 10.0 * (np.log10(data_range**2 / mse_value) if isinstance(mse_value, np.ndarray)
-                       else torch.log10(data_range**2 / mse_value))
+    return 10.0 * torch.log10(data_range**2 / mse_value)
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:

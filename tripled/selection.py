@@ -61,20 +61,21 @@ def select_tripled(scores: pd.DataFrame, k: int, p: SelectParams, rng: np.random
     inside each cluster picks spread over the difficulty ranking and over source images."""
     hard = difficulty(scores, p.uncertainty_weight)
     picks, weights = [], []
-    tasks = scores["task"].to_numpy()
+    tasks, sources = scores["task"].to_numpy(), scores["source"].to_numpy()
+    all_clusters = scores["cluster"].to_numpy()
     task_names, task_sizes = np.unique(tasks, return_counts=True)
     for task, kt in zip(task_names, apportion(task_sizes, k)):
         rows = np.flatnonzero(tasks == task)
         keep = rows[np.argsort(hard[rows], kind="stable")]
         keep = keep[:max(int(np.ceil(len(keep) * (1 - p.trim))), kt)]  # drop the hardest few per cent
-        clusters = scores["cluster"].to_numpy()[keep]
+        clusters = all_clusters[keep]
         names, sizes = np.unique(clusters, return_counts=True)
         used: set = set()  # sources already drawn for this task, across its clusters
         for c, kc in zip(names, apportion(sizes, kt)):
             if kc == 0:
                 continue
             members = keep[clusters == c]  # already sorted by difficulty
-            picked = _spread(members, scores["source"].to_numpy(), int(kc), used)
+            picked = _spread(members, sources, int(kc), used)
             picks += picked
             weights += [len(members) / kc] * len(picked)
     return picks, np.asarray(weights)
