@@ -5,10 +5,12 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from tripled.card import build_card, write_card
 from tripled.distilled import DistilledWriter
 from tripled.features import load_backbone, read_features
 from tripled.io import file_hash, read_sample
-from tripled.params import RefineParams, load_section
+from tripled.params import RefineParams, SelectParams, load_section
+from tripled.projection import embed_images, projection_table
 from tripled.refine import refine
 
 
@@ -20,7 +22,9 @@ from tripled.refine import refine
 @click.option("--backbone", "backbone_path", default="models/vit", show_default=True, type=click.Path(path_type=Path))
 @click.option("--out", default="data/distilled", show_default=True, type=click.Path(path_type=Path))
 @click.option("--metrics", "metrics_path", default="metrics/refine.json", show_default=True, type=click.Path(path_type=Path))
-def main(params_path, index_path, subset_path, features_path, backbone_path, out, metrics_path) -> None:
+@click.option("--plot", "plot_path", default="plots/features_2d.csv", show_default=True, type=click.Path(path_type=Path),
+              help="2-D projection of the features: full set, selected, refined.")
+def main(params_path, index_path, subset_path, features_path, backbone_path, out, metrics_path, plot_path) -> None:
     """Fine-tune the selected pairs with a lightweight CNN (or copy them when refine.enabled is false)."""
     p = load_section(RefineParams, "refine", params_path)
     index = pd.read_parquet(index_path)
@@ -37,7 +41,15 @@ def main(params_path, index_path, subset_path, features_path, backbone_path, out
                                        index_hash=file_hash(index_path)))
     for r, (gt, lq) in zip(rows.itertuples(), refined):
         writer.add(dict(id=r.id, task=r.task, stage=int(r.stage), weight=float(r.weight)), gt, lq)
-    writer.close()
+    manifest = writer.close()
+    write_card(out, build_card(out, manifest, index_hash=file_hash(index_path), subset_hash=file_hash(subset_path),
+                               train_samples=len(full), selection=load_section(SelectParams, "select", params_path).model_dump(),
+                               refine=p.model_dump(), report=report, features=attrs))
+    side = 0 if attrs["view"] == "gt" else 1
+    refined_feats = embed_images(load_backbone(backbone_path), [pair[side] for pair in refined], p.batch_size)
+    selected_feats = emb[pd.Index(index["id"]).get_indexer(rows["id"])]
+    plot_path.parent.mkdir(parents=True, exist_ok=True)
+    projection_table(full, selected_feats, refined_feats).to_csv(plot_path, index=False)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(report, indent=2) + "\n")
     click.echo(f"refine: {len(rows)} pairs, {p.distance} distance {report['before']:.4f} -> {report['after']:.4f}, "

@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 import click
-import pandas as pd
 import torch
+from dvclive import Live
 
 from tripled.distilled import DistilledSet
 from tripled.io import file_hash
@@ -15,12 +15,24 @@ from tripled.train import train
 MEMORY_LIMIT = 4 << 30  # a distilled set up to this size trains from memory
 
 
+def log_curve(curve: list[dict], folder: Path) -> None:
+    """The training curve as dvclive metrics (loss and learning rate per logged step)."""
+    # dvc.yaml declares the plots; dvclive must neither edit it nor save an experiment of its own.
+    with Live(str(folder), dvcyaml=None, save_dvc_exp=False) as live:
+        for row in curve:
+            live.step = row["step"]
+            for name in ("loss", "lr"):
+                live.log_metric(name, row[name])
+
+
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="params file (sections 'model', 'train').")
 @click.option("--data", "data_path", default="data/distilled", show_default=True, type=click.Path(path_type=Path))
 @click.option("--out", default="models", show_default=True, type=click.Path(path_type=Path))
 @click.option("--metrics", "metrics_dir", default="metrics", show_default=True, type=click.Path(path_type=Path))
-def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path) -> None:
+@click.option("--live", "live_dir", default="dvclive", show_default=True, type=click.Path(path_type=Path),
+              help="dvclive folder of the training curves (plots/metrics/*.tsv).")
+def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, live_dir: Path) -> None:
     """Train model.arch on the distilled set; checkpoints every train.checkpoint_every steps and resumes."""
     mp = load_section(ModelParams, "model", params_path)
     p = load_section(TrainParams, "train", params_path)
@@ -31,7 +43,7 @@ def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path) -> Non
     torch.save(model.state_dict(), out / "restorer.pt")
     (out / "restorer.json").write_text(json.dumps(dict(arch=mp.arch, kwargs=mp.kwargs), indent=2) + "\n")
     metrics_dir.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(curve).to_csv(metrics_dir / "train_curve.csv", index=False)
+    log_curve(curve, live_dir)
     summary = dict(steps=p.steps, samples=len(ds), final_loss=round(curve[-1]["loss"], 6))
     (metrics_dir / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
     click.echo(f"train: {p.steps} steps on {len(ds)} pairs, loss {curve[0]['loss']:.4f} -> {curve[-1]['loss']:.4f}")

@@ -1,9 +1,13 @@
 """Small builders shared by the tests."""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from tripled.distilled import DistilledWriter
 from tripled.params import FeatureParams
@@ -33,3 +37,55 @@ def write_distilled(folder: Path, n: int = 8, size: int = 32, sigma: float = 25.
         writer.add(dict(id=f"t{i % 2}/{i}", task=f"t{i % 2}", stage=1 + (i % 4 >= 2), weight=1.0), gt, lq)
     writer.close()
     return folder
+
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["stages", "tripled", "dvc.yaml", "params.yaml", "setup.cfg", "pyproject.toml", ".dvc/config",
+                 ".dvc/.gitignore", ".dvcignore"]
+
+TINY = {
+    "data": {"degradations": [{"type": "noise", "sigma": 25}, {"type": "rain"}], "tile": 64},
+    "features": {"model_kwargs": {"depth": 2}, "label_samples": 60, "scratch_steps": 5, "batch_size": 32},
+    "score": {"clusters": 4, "heads": 4},
+    "select": {"ratio": 0.05},
+    "refine": {"steps": 3},
+    "model": {"kwargs": {"width": 8, "enc_blk_nums": [1, 1], "dec_blk_nums": [1, 1], "middle_blk_num": 1}},
+    "train": {"steps": 30, "checkpoint_every": 10, "log_every": 5},
+}
+GIT_ID = ["-c", "user.email=t@t", "-c", "user.name=t"]
+
+
+def run(cmd: list[str], cwd: Path, env: dict | None = None) -> str:
+    """Run a command (dvc, git, a stage) and return its output; fail the test with the output if it fails."""
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", **(env or {}))
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout + out.stderr
+
+
+def set_params(repo: Path, overrides: dict) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for section, values in overrides.items():
+        params[section].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def commit_all(repo: Path, message: str) -> None:
+    run(["git", *GIT_ID, "add", "-A"], repo)
+    run(["git", *GIT_ID, "commit", "-qm", message], repo)
+
+
+def make_project(repo: Path, overrides: dict = TINY) -> Path:
+    """The project's pipeline copied into a new git repo `repo` with `overrides` applied to params.yaml."""
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, repo / name)
+    set_params(repo, overrides)
+    run(["git", "init", "-q"], repo)
+    commit_all(repo, "init")
+    return repo

@@ -2,45 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 import zarr
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["stages", "tripled", "dvc.yaml", "params.yaml", "setup.cfg", "pyproject.toml", ".dvc/config",
-                 ".dvc/.gitignore", ".dvcignore"]
-
-TINY = {
-    "data": {"degradations": [{"type": "noise", "sigma": 25}, {"type": "rain"}], "tile": 64},
-    "features": {"model_kwargs": {"depth": 2}, "label_samples": 60, "scratch_steps": 5, "batch_size": 32},
-    "score": {"clusters": 4, "heads": 4},
-    "select": {"ratio": 0.05},
-    "refine": {"steps": 3},
-    "model": {"kwargs": {"width": 8, "enc_blk_nums": [1, 1], "dec_blk_nums": [1, 1], "middle_blk_num": 1}},
-    "train": {"steps": 30, "checkpoint_every": 10, "log_every": 5},
-}
-
-
-def _run(cmd: list[str], cwd: Path) -> str:
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1")
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out.stdout + out.stderr
-
-
-def _set_params(repo: Path, overrides: dict) -> None:
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for section, values in overrides.items():
-        params[section].update(values)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+from tests.helpers import make_project, run as _run, set_params as _set_params
 
 
 def _ran(log: str) -> set[str]:
@@ -49,18 +18,7 @@ def _ran(log: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("project")
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, repo / name)
-    _set_params(repo, TINY)
-    _run(["git", "init", "-q"], repo)
-    _run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], repo)
-    _run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], repo)
+    repo = make_project(tmp_path_factory.mktemp("project"))
     log = _run(["dvc", "repro"], repo)
     assert _ran(log) == {"prepare", "extract", "score", "select", "refine", "train", "evaluate"}
     return repo
@@ -88,8 +46,12 @@ def test_every_output(repo: Path) -> None:
     assert refine["steps"] == 3 and refine["after"] >= 0
 
     assert (repo / "models/restorer.pt").is_file()
-    curve = pd.read_csv(repo / "metrics/train_curve.csv")
-    assert curve["step"].iloc[-1] == 30
+    curve = pd.read_csv(repo / "dvclive/plots/metrics/loss.tsv", sep="\t")
+    assert list(curve["step"]) == list(range(5, 31, 5))
+    card = json.loads((repo / "data/distilled/card.json").read_text())
+    assert card["samples"] == len(subset) and card["selection"]["ratio"] == 0.05
+    projection = pd.read_csv(repo / "plots/features_2d.csv")
+    assert projection[["all", "selected", "refined"]].notna().sum().tolist() == [n_train, len(subset), len(subset)]
     result = json.loads((repo / "metrics/eval.json").read_text())
     assert set(result["tasks"]) == {"noise25", "rain"}
     assert all(k in result["overall"] for k in ("psnr", "psnr_input", "ssim", "ssim_input"))
