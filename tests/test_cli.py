@@ -1,10 +1,13 @@
-"""The `tripled` command: info prints the card; restore runs tiled, in bounded memory, like whole-image inference."""
+"""The `tripled` command: info prints the card; restore runs tiled, in bounded memory, like whole-image inference.
+And every stage script explains itself with --help."""
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import textwrap
 
+import click
 import numpy as np
 import pytest
 import torch
@@ -159,3 +162,14 @@ def test_restore_4k_bounded_memory_and_matches_whole_image(tmp_path):
     # NAFNet's channel attention pools over its whole input, so tiles differ slightly from the whole
     # image everywhere; away from the seams the difference stays within rounding.
     assert diff.mean() < 0.25 and np.quantile(diff, 0.999) <= 1
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "stages").glob("*.py")), ids=lambda p: p.stem)
+def test_every_stage_script_has_useful_help(script):
+    spec = importlib.util.spec_from_file_location(f"stage_{script.stem}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = CliRunner().invoke(module.main, ["--help"])
+    assert out.exit_code == 0 and out.output.startswith("Usage:")
+    assert len(module.main.help or "") > 20  # says what the stage does
+    assert all(o.help or o.show_default for o in module.main.params if isinstance(o, click.Option))
