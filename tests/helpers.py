@@ -41,7 +41,7 @@ def write_distilled(folder: Path, n: int = 8, size: int = 32, sigma: float = 25.
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["stages", "tripled", "dvc.yaml", "params.yaml", "setup.cfg", "pyproject.toml", ".dvc/config",
-                 ".dvc/.gitignore", ".dvcignore"]
+                 ".dvc/.gitignore", ".dvc/plots", ".dvcignore"]
 
 TINY = {
     "data": {"degradations": [{"type": "noise", "sigma": 25}, {"type": "rain"}], "tile": 64},

@@ -51,7 +51,7 @@ def test_every_output(repo: Path) -> None:
     card = json.loads((repo / "data/distilled/card.json").read_text())
     assert card["samples"] == len(subset) and card["selection"]["ratio"] == 0.05
     projection = pd.read_csv(repo / "plots/features_2d.csv")
-    assert projection[["all", "selected", "refined"]].notna().sum().tolist() == [n_train, len(subset), len(subset)]
+    assert projection["set"].value_counts().to_dict() == {"all": n_train, "selected": len(subset), "refined": len(subset)}
     result = json.loads((repo / "metrics/eval.json").read_text())
     assert set(result["tasks"]) == {"noise25", "rain"}
     assert all(k in result["overall"] for k in ("psnr", "psnr_input", "ssim", "ssim_input"))

@@ -14,13 +14,13 @@ def test_axes_follow_the_spread_with_fixed_signs():
     assert np.allclose(flipped, axes)
 
 
-def test_table_layout_one_column_per_group():
+def test_table_one_row_per_point():
     rng = np.random.default_rng(1)
     full, sel = rng.normal(size=(300, 8)), rng.normal(size=(6, 8))
     table = projection_table(full, sel, sel + 0.1, max_points=100)
-    assert list(table.columns) == ["pc1", "all", "selected", "refined"]
-    assert table[["all", "selected", "refined"]].notna().sum().tolist() == [100, 6, 6]
-    assert (table[["all", "selected", "refined"]].notna().sum(axis=1) == 1).all()
+    assert list(table.columns) == ["pc1", "pc2", "set"]
+    assert table["set"].value_counts().to_dict() == {"all": 100, "selected": 6, "refined": 6}
+    assert table[["pc1", "pc2"]].notna().all().all()
     again = projection_table(full, sel, sel + 0.1, max_points=100)
     assert table.equals(again)
 

@@ -36,17 +36,13 @@ def embed_images(backbone: Backbone, images: list[np.ndarray], batch_size: int) 
 
 def projection_table(full: np.ndarray, selected: np.ndarray, refined: np.ndarray, max_points: int = 4000,
                      seed: int = 0) -> pd.DataFrame:
-    """Columns pc1 and one column per group holding pc2 (empty for the other groups' rows), the
-    layout `dvc plots` colours by field. The full set is thinned to `max_points` rows for the plot;
-    the principal axes come from all of it."""
+    """Columns pc1, pc2 and set (all / selected / refined), one row per point. The full set is thinned
+    to `max_points` rows for the plot; the principal axes come from all of it."""
     mean, axes = principal_axes(full)
     if len(full) > max_points:
         full = full[np.sort(np.random.default_rng(seed).choice(len(full), max_points, replace=False))]
     frames = []
     for name, feats in zip(GROUPS, (full, selected, refined)):
-        xy = (np.asarray(feats, np.float64) - mean) @ axes.T
-        frame = pd.DataFrame({"pc1": xy[:, 0].round(4)})
-        for group in GROUPS:
-            frame[group] = xy[:, 1].round(4) if group == name else np.nan
-        frames.append(frame)
+        xy = ((np.asarray(feats, np.float64) - mean) @ axes.T).round(4)
+        frames.append(pd.DataFrame({"pc1": xy[:, 0], "pc2": xy[:, 1], "set": name}))
     return pd.concat(frames, ignore_index=True)
