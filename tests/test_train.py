@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from tripled.distilled import DistilledSet
@@ -49,9 +50,12 @@ def test_curriculum_switches_stage(tmp_path):
     assert [c["stage"] for c in curve] == [1, 1, 2, 2]
 
 
-def test_resume_continues_exactly(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_continues_exactly(tmp_path, workers):
+    # With loader processes, batches drawn ahead of the checkpoint are replayed from it.
     ds = DistilledSet(write_distilled(tmp_path / "d"))
-    p = TrainParams(steps=20, batch_size=4, crop=24, log_every=3, checkpoint_every=7)
+    p = TrainParams(steps=20, batch_size=4, crop=24, log_every=3, checkpoint_every=7, stage1_fraction=0.2,
+                    workers=workers)
     full_model, full_curve = train(ds, MODEL, p, tmp_path / "a.pt", "f")
     assert (tmp_path / "a.pt").is_file()  # last checkpoint at step 14
     # A run that died after step 14 left that checkpoint: a rerun continues from it.

@@ -113,6 +113,11 @@ class TrainParams(_Section):
     checkpoint_every: int = Field(200, ge=1)
     log_every: int = Field(10, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    workers: int = Field(0, ge=0, description="loader processes reading crops while the device trains; 0 = inline")
+    prefetch: int = Field(2, ge=1, description="batches each loader process prepares ahead")
+    in_memory_mb: int = Field(4096, ge=0, description="a distilled set up to this size is read into memory once")
+    channels_last: bool = Field(False, description="NHWC memory layout (faster convolutions on recent GPUs)")
+    compile: bool = Field(False, description="torch.compile the model (needs a C++ compiler; slow first steps)")
     seed: int = 0
 
 
