@@ -1,4 +1,6 @@
-"""Stage train: a restorer trained on the distilled set with the two-stage curriculum."""
+"""Stage train: a restorer trained on the distilled set with the two-stage curriculum.
+
+Several GPUs (or CPU processes): torchrun --nproc_per_node N stages/train.py; rank 0 writes."""
 import hashlib
 import json
 from pathlib import Path
@@ -8,11 +10,10 @@ import pandas as pd
 import torch
 
 from tripled.distilled import DistilledSet
+from tripled.distributed import launched
 from tripled.io import file_hash
 from tripled.params import ModelParams, TrainParams, load_section
-from tripled.train import train
-
-MEMORY_LIMIT = 4 << 30  # a distilled set up to this size trains from memory
+from tripled.train import pick_device, train
 
 
 @click.command()
@@ -24,10 +25,13 @@ def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path) -> Non
     """Train model.arch on the distilled set; checkpoints every train.checkpoint_every steps and resumes."""
     mp = load_section(ModelParams, "model", params_path)
     p = load_section(TrainParams, "train", params_path)
-    ds = DistilledSet(data_path, memory_limit=MEMORY_LIMIT)
+    ds = DistilledSet(data_path, memory_limit=p.in_memory_mb << 20)
     fingerprint = hashlib.sha256(json.dumps([mp.model_dump(), p.model_dump(), file_hash(data_path / "manifest.parquet"),
                                              ds.attrs], sort_keys=True).encode()).hexdigest()
-    model, curve = train(ds, mp, p, out / "checkpoints" / "last.pt", fingerprint)
+    with launched(cuda=pick_device(p.device).type == "cuda") as world:
+        model, curve = train(ds, mp, p, out / "checkpoints" / "last.pt", fingerprint)
+    if not world.main:
+        return
     torch.save(model.state_dict(), out / "restorer.pt")
     (out / "restorer.json").write_text(json.dumps(dict(arch=mp.arch, kwargs=mp.kwargs), indent=2) + "\n")
     metrics_dir.mkdir(parents=True, exist_ok=True)
