@@ -10,10 +10,10 @@ import pandas as pd
 import torch
 
 from tripled.distilled import DistilledSet
-from tripled.distributed import launched
+from tripled.distributed import launched, pick_device
 from tripled.io import file_hash
 from tripled.params import ModelParams, TrainParams, load_section
-from tripled.train import pick_device, train
+from tripled.train import train
 
 
 @click.command()

@@ -4,13 +4,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tripled.params import (DataParams, FeatureParams, ModelParams, ParamsError, RefineParams, ScoreParams,
-                            SelectParams, TrainParams, load_section, read_params)
+from tripled.params import (DataParams, EvalParams, FeatureParams, ModelParams, ParamsError, RefineParams,
+                            ScoreParams, SelectParams, TrainParams, load_section, read_params)
 
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 SECTIONS = [
     (DataParams, "data"), (FeatureParams, "features"), (ScoreParams, "score"), (SelectParams, "select"),
-    (RefineParams, "refine"), (ModelParams, "model"), (TrainParams, "train"),
+    (RefineParams, "refine"), (ModelParams, "model"), (TrainParams, "train"), (EvalParams, "evaluate"),
 ]
 
 

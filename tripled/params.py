@@ -121,6 +121,18 @@ class TrainParams(_Section):
     seed: int = 0
 
 
+class EvalParams(_Section):
+    tile: int = Field(512, ge=0, description="images larger than this are restored tile by tile; 0 = whole")
+    overlap: int = Field(64, ge=0, description="pixels shared by neighbouring tiles, blended")
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+
+    @model_validator(mode="after")
+    def _overlap_below_tile(self) -> "EvalParams":
+        if self.tile and self.overlap >= self.tile:
+            raise ValueError(f"overlap ({self.overlap}) must be smaller than tile ({self.tile})")
+        return self
+
+
 S = TypeVar("S", bound=_Section)
 
 

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from tripled import distributed
 from tripled.distilled import DistilledSet
-from tripled.distributed import World
+from tripled.distributed import World, pick_device
 from tripled.models import build_model
 from tripled.params import ModelParams, TrainParams
 
@@ -61,12 +61,6 @@ def balance_weights(ds: DistilledSet) -> np.ndarray:
     task_err = ds.manifest.assign(err=err).groupby("task")["err"].transform("mean").to_numpy()
     w = 1.0 / np.maximum(task_err, 1e-3)
     return (w / w.mean()).astype(np.float32)
-
-
-def pick_device(choice: str) -> torch.device:
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", torch.cuda.current_device())  # torchrun has set this rank's GPU
-    return torch.device("cpu")
 
 
 def plan_crops(ds: DistilledSet, idx: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
