@@ -53,6 +53,7 @@ class DistilledSet:
         self.group = zarr.open_group(self.folder / "images.zarr", mode="r")
         self.attrs = dict(self.group.attrs)
         self._pairs = None
+        self._arrays: dict[tuple[int, str], zarr.Array] = {}  # opened once: a crop then reads no metadata
         if int((self.manifest["height"] * self.manifest["width"]).sum()) * 6 <= memory_limit:
             self._pairs = [self.pair(i) for i in range(len(self))]
 
@@ -60,10 +61,12 @@ class DistilledSet:
         return len(self.manifest)
 
     def _array(self, i: int, name: str) -> zarr.Array:
-        key = self.manifest["key"].iat[i]
-        if not (isinstance(key, str) and key.isdigit()):
-            raise ValueError(f"manifest key {key!r} is not a sample key of this store")
-        return self.group[f"{key}/{name}"]
+        if (i, name) not in self._arrays:
+            key = self.manifest["key"].iat[i]
+            if not (isinstance(key, str) and key.isdigit()):
+                raise ValueError(f"manifest key {key!r} is not a sample key of this store")
+            self._arrays[i, name] = self.group[f"{key}/{name}"]
+        return self._arrays[i, name]
 
     def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         if self._pairs is not None:
