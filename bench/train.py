@@ -41,7 +41,7 @@ def synthetic_set(folder: Path, images: int, height: int, width: int, seed: int 
 
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="sections 'model' and 'train'.")
-@click.option("--arch", default=None, help="override model.arch (its kwargs then default).")
+@click.option("--arch", default=None, help="override model.arch (another arch gets its default kwargs).")
 @click.option("--crop", type=int, default=None, help="override train.crop")
 @click.option("--batch", type=int, default=None, help="override train.batch_size")
 @click.option("--workers", type=int, default=None, help="override train.workers")
@@ -52,7 +52,7 @@ def synthetic_set(folder: Path, images: int, height: int, width: int, seed: int 
 def main(params_path, arch, crop, batch, workers, steps, warmup, images, size) -> None:
     """Time the training loop on a synthetic chunked UHD set read crop by crop from disk."""
     mp = load_section(ModelParams, "model", params_path)
-    if arch is not None:
+    if arch is not None and arch != mp.arch:
         mp = ModelParams(arch=arch)
     p = load_section(TrainParams, "train", params_path)
     overrides = dict(crop=crop, batch_size=batch, workers=workers)
