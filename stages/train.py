@@ -22,7 +22,9 @@ from tripled.train import train
 @click.option("--out", default="models", show_default=True, type=click.Path(path_type=Path))
 @click.option("--metrics", "metrics_dir", default="metrics", show_default=True, type=click.Path(path_type=Path))
 def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path) -> None:
-    """Train model.arch on the distilled set; checkpoints every train.checkpoint_every steps and resumes."""
+    """Train model.arch on the distilled set; checkpoints every train.checkpoint_every steps and resumes.
+
+    With DistributedDataParallel: torchrun --nproc_per_node N stages/train.py [options]."""
     mp = load_section(ModelParams, "model", params_path)
     p = load_section(TrainParams, "train", params_path)
     ds = DistilledSet(data_path, memory_limit=p.in_memory_mb << 20)

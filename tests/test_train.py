@@ -67,3 +67,14 @@ def test_resume_continues_exactly(tmp_path, workers):
     other_model, _ = train(ds, MODEL, p.model_copy(update=dict(seed=1)), tmp_path / "a.pt", "g")
     assert not all(torch.equal(a, b) for a, b in zip(full_model.state_dict().values(),
                                                       other_model.state_dict().values()))
+
+
+def test_loader_workers_read_the_same_batches(tmp_path):
+    # Stage 1 only: draws do not depend on losses, so reading ahead in worker processes changes nothing.
+    ds = DistilledSet(write_distilled(tmp_path / "d"))
+    p = TrainParams(steps=12, batch_size=4, crop=24, log_every=4, stage1_fraction=1.0)
+    inline, inline_curve = train(ds, MODEL, p, tmp_path / "a.pt", "f")
+    loaded, loaded_curve = train(ds, MODEL, p.model_copy(update=dict(workers=2, prefetch=3)), tmp_path / "b.pt", "f")
+    assert inline_curve == loaded_curve
+    for a, b in zip(inline.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
