@@ -129,22 +129,60 @@ def _truncated(tmp_path, ext):
     return bad
 
 
-@pytest.mark.parametrize("kind", ["empty", "text", "trunc_png", "trunc_jpg"])
-def test_unusable_files_raise_image_error(tmp_path, kind):
+def _corrupt(tmp_path, ext):
+    """Starts and ends like a PNG or JPEG, damaged in between."""
+    src = tmp_path / f"full{ext}"
+    Image.fromarray(_rgb(120, 120)).save(src)
+    b = bytearray(src.read_bytes())
+    mid = len(b) // 2
+    b[mid:mid + 200] = bytes(200) if ext == ".png" else b"\xff\xc4" + bytes(198)  # broken data / Huffman table
+    if ext == ".jpg":
+        b[2:400] = b"\xff\xfe" + bytes(396)  # no frame header left
+    bad = tmp_path / f"corrupt{ext}"
+    bad.write_bytes(bytes(b))
+    return bad
+
+
+@pytest.mark.parametrize("kind,reason", [
+    ("empty", "empty_file"),
+    ("text", "not_an_image"),
+    ("html_png", "not_an_image"),
+    ("eps", "not_an_image"),
+    ("trunc_png", "truncated"),
+    ("trunc_jpg", "truncated"),
+    ("header_only_png", "truncated"),
+    ("corrupt_png", "corrupt"),
+    ("corrupt_jpg", "corrupt"),
+])
+def test_unusable_files_raise_image_error(tmp_path, kind, reason):
     if kind == "empty":
         path = tmp_path / "zero.png"
         path.write_bytes(b"")
     elif kind == "text":
         path = tmp_path / "notes.jpg"
         path.write_text("this is not an image\n" * 10)
-    else:
+    elif kind == "html_png":
+        path = tmp_path / "page.png"
+        path.write_text("<html><body>404 Not Found</body></html>")
+    elif kind == "eps":  # Pillow would hand this to Ghostscript; it is not one of our formats
+        path = tmp_path / "drawing.jpg"
+        path.write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n")
+    elif kind == "header_only_png":
+        path = tmp_path / "head.png"
+        path.write_bytes(_truncated(tmp_path, ".png").read_bytes()[:40])
+    elif kind.startswith("trunc"):
         path = _truncated(tmp_path, ".png" if kind == "trunc_png" else ".jpg")
+    else:
+        path = _corrupt(tmp_path, ".png" if kind == "corrupt_png" else ".jpg")
     with pytest.raises(ImageError) as ei:
         read_image(path)
-    assert ei.value.reason in {"unreadable", "corrupt"}
+    assert ei.value.reason == reason
     assert ei.value.path == str(path)
     assert str(path) in str(ei.value)
     assert isinstance(ei.value, ValueError)
+    with pytest.raises(ImageError) as ei:
+        read_thumbnail(path, 16)
+    assert ei.value.reason == reason
 
 
 def test_max_pixels_guard(tmp_path):
@@ -219,12 +257,6 @@ def test_thumbnail_grayscale_and_cmyk_jpeg(tmp_path):
     c = read_thumbnail(tmp_path / "c.jpg", 16)
     _check_rgb(c, (16, 16))
     assert np.abs(c.reshape(-1, 3).mean(0) - (255, 0, 0)).max() < 10
-
-
-def test_thumbnail_corrupt_raises(tmp_path):
-    with pytest.raises(ImageError) as ei:
-        read_thumbnail(_truncated(tmp_path, ".jpg"), 16)
-    assert ei.value.reason in {"unreadable", "corrupt"}
 
 
 # --- scan_paired ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ class DataParams(_Section):
     tile: int = Field(0, ge=0, description="cut images into tiles of this size; 0 = whole images")
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     max_pixels: int = Field(200_000_000, gt=0, description="decompression-bomb guard")
+    strict: bool = Field(False, description="stop at the first unusable file instead of listing it in rejects.csv")
     seed: int = 0
 
     @field_validator("degradations")
