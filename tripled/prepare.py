@@ -185,7 +185,7 @@ def build_index(p: DataParams, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     else:
         pairs = _paired(Path(p.root), p, rejects)
     if not pairs:
-        raise DataError(f"no usable images under {p.root}: all {len(rejects.rows)} were rejected:\n{rejects.summary()}")
+        raise DataError(f"no usable images under {p.root} ({len(rejects.rows)} rejected):\n{rejects.summary()}")
 
     # Paired sets hold different images per task, so each task is split on its own.
     test: set[str] = set()
