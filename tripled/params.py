@@ -69,7 +69,7 @@ class ScoreParams(_Section):
 
 class SelectParams(_Section):
     method: Literal["tripled", "random", "entropy_topk", "full"] = "tripled"
-    ratio: float = Field(0.02, gt=0, description="fraction in (0, 1], or an absolute count > 1")
+    ratio: float = Field(0.02, description="fraction in (0, 1], or an absolute count > 1")
     stage1_fraction: float = Field(0.5, ge=0.0, le=1.0)
     trim: float = Field(0.02, ge=0.0, lt=0.5, description="hardest fraction dropped as outliers")
     uncertainty_weight: float = Field(0.5, ge=0.0)
@@ -78,8 +78,8 @@ class SelectParams(_Section):
     @field_validator("ratio")
     @classmethod
     def _ratio(cls, v: float) -> float:
-        if v > 1 and v != int(v):
-            raise ValueError(f"ratio must be a fraction in (0, 1] or a whole count, got {v}")
+        if v <= 0 or (v > 1 and v != int(v)):
+            raise ValueError(f"must be a fraction in (0, 1], or a whole count of samples above 1; got {v}")
         return v
 
 
@@ -143,5 +143,13 @@ def load_section(cls: type[S], name: str, path: str | Path = "params.yaml") -> S
     try:
         return cls(**section)
     except ValidationError as e:
-        lines = [f"{'.'.join([name, *map(str, err['loc'])])}: {err['msg']}" for err in e.errors()]
+        lines = [f"{'.'.join([name, *map(str, err['loc'])])}: {_message(cls, err)}" for err in e.errors()]
         raise ParamsError(f"invalid params in {path}:\n  " + "\n  ".join(lines)) from None
+
+
+def _message(cls: type[_Section], err: dict) -> str:
+    if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:  # a typo shows the keys it could have been
+        return f"unknown key (known keys: {', '.join(cls.model_fields)})"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return err["msg"].removeprefix("Value error, ")
