@@ -87,6 +87,31 @@ def test_read_16bit_png(tmp_path):
     assert (arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all()
 
 
+def _png(path, arr, bit_depth, color_type):
+    """A PNG written byte by byte: Pillow cannot save 16-bit colour."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w = arr.shape[:2]
+    raw = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(h))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("channels,color_type", [(3, 2), (4, 6)])
+def test_read_16bit_colour_png(tmp_path, channels, color_type):
+    a = np.random.default_rng(0).integers(0, 65536, (6, 7, channels)).astype(np.uint16)
+    if channels == 4:
+        a[..., 3] = 65535  # opaque
+    arr = read_image(_png(tmp_path / "c16.png", a, 16, color_type))
+    _check_rgb(arr, (6, 7))
+    assert np.abs(arr.astype(int) - np.round(a[..., :3] / 257)).max() <= 1  # scaled to 8 bit
+
+
 def test_read_dark_16bit_png_keeps_16bit_scale(tmp_path):
     # All values <= 255 are still 16-bit data: a very dark image, not an 8-bit one.
     a = (np.arange(20 * 30).reshape(20, 30) // 3).astype(np.uint16)  # max 199 of 65535
@@ -394,3 +419,15 @@ def test_scan_clean_empty_or_missing(tmp_path):
     with pytest.raises(LayoutError, match="missing"):
         scan_clean(tmp_path / "missing")
     shutil.rmtree(tmp_path / "empty")
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_linked_folders_are_not_followed(tmp_path):
+    root = tmp_path / "clean"
+    a = _save(root / "a.png")
+    _save(tmp_path / "elsewhere" / "b.png")
+    (root / "out").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (root / "loop").symlink_to(root, target_is_directory=True)  # inside the root: its files are found anyway
+    files, rejects = scan_clean(root)
+    assert files == [a]
+    assert rejects == [(str(root / "out"), "outside_root")]
