@@ -431,3 +431,11 @@ def test_linked_folders_are_not_followed(tmp_path):
     files, rejects = scan_clean(root)
     assert files == [a]
     assert rejects == [(str(root / "out"), "outside_root")]
+
+
+def test_unreadable_paths(tmp_path):
+    (tmp_path / "folder.png").mkdir()
+    for path in (tmp_path / "folder.png", tmp_path / "gone.png"):  # e.g. deleted after the scan
+        with pytest.raises(ImageError) as ei:
+            read_image(path)
+        assert ei.value.reason == "unreadable"

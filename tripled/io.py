@@ -62,15 +62,14 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
     Image.MAX_IMAGE_PIXELS = None  # our own limit below, checked before decoding
     Image.init()  # registers the TIFF and WebP plugins, so that `formats` can name them
     try:
-        if path.stat().st_size == 0:
-            raise ImageError(path, "empty_file")
-        img = Image.open(path, formats=FORMATS)
+        empty = path.stat().st_size == 0
+        img = None if empty else Image.open(path, formats=FORMATS)
     except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
         raise ImageError(path, "unreadable", str(e)) from None
-    except ImageError:
-        raise
     except Exception as e:
         raise _failure(path, e) from None
+    if img is None:
+        raise ImageError(path, "empty_file")
     if img.width * img.height > max_pixels:
         img.close()
         raise ImageError(path, "too_many_pixels", f"{img.width}x{img.height} > data.max_pixels={max_pixels}")
