@@ -238,3 +238,15 @@ def test_malformed_files(tmp_path):
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert load_section(SelectParams, "select", empty) == SelectParams()
+
+
+def test_a_stage_prints_the_message_without_a_traceback(tmp_path, repo_params):
+    from click.testing import CliRunner
+
+    from stages.prepare import main
+
+    path = _with(tmp_path, repo_params, "data", root=..., colour=1)
+    result = CliRunner().invoke(main, ["--params", str(path), "--out", str(tmp_path / "data")])
+    assert result.exit_code == 1
+    assert "data.root: required key is missing" in result.output and "data.colour: unknown key" in result.output
+    assert not (tmp_path / "data").exists()  # checked before anything is written

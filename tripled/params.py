@@ -4,12 +4,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import click
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
-class ParamsError(ValueError):
-    """A params.yaml section is missing or invalid; the message names the key and the problem."""
+class ParamsError(click.ClickException, ValueError):
+    """A params.yaml section is missing or invalid; the message names the key and the problem.
+
+    A ClickException, so that a stage prints the message alone and exits with status 1.
+    """
 
 
 class _Section(BaseModel):
