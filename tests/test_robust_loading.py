@@ -178,3 +178,14 @@ def test_manifest_with_other_columns_is_refused(tmp_path):
     pd.read_parquet(folder / "manifest.parquet").assign(path="/etc/passwd").to_parquet(folder / "manifest.parquet")
     with pytest.raises(StoreError, match="columns"):
         DistilledSet(folder)
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m.update(shape=[100000, 100000, 3]),  # would allocate 30 GB on a read
+    lambda m: m.update(data_type="float64"),
+])
+def test_arrays_must_match_the_manifest(tmp_path, change):
+    folder = write_distilled(tmp_path / "d", n=2)
+    _edit(_array_meta(folder), change)
+    with pytest.raises(StoreError, match="000000/gt is not a 32x32x3 uint8 image"):
+        DistilledSet(folder)

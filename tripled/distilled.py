@@ -64,10 +64,15 @@ class DistilledSet:
             raise StoreError(f"{self.folder}/manifest.parquet: columns {list(self.manifest.columns)}, "
                              f"expected {MANIFEST_COLUMNS}")
         self.group = open_store(self.folder / "images.zarr")
-        # Keys name arrays of this store, nothing else: a manifest from a remote cannot point elsewhere.
-        for key in self.manifest["key"]:
+        # Keys name arrays of this store, nothing else, of the size the manifest says: a set from a
+        # remote can neither point elsewhere nor make a reader allocate more than the manifest admits.
+        for key, h, w in self.manifest[["key", "height", "width"]].itertuples(index=False):
             if not (isinstance(key, str) and key.isdigit() and key in self.group):
                 raise StoreError(f"{self.folder}/manifest.parquet: key {key!r} is not a sample of this store")
+            for name in ("gt", "lq"):
+                arr = self.group.get(f"{key}/{name}")
+                if not isinstance(arr, zarr.Array) or arr.shape != (h, w, 3) or arr.dtype != np.uint8:
+                    raise StoreError(f"{self.folder}: {key}/{name} is not a {h}x{w}x3 uint8 image as the manifest says")
         self.attrs = dict(self.group.attrs)
         self._pairs = None
         if int((self.manifest["height"] * self.manifest["width"]).sum()) * 6 <= memory_limit:
