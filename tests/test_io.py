@@ -210,6 +210,15 @@ def test_unusable_files_raise_image_error(tmp_path, kind, reason):
     assert ei.value.reason == reason
 
 
+def test_truncated_refused_even_if_pillow_was_told_to_load_them(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(ImageError) as ei:
+        read_image(_truncated(tmp_path, ".jpg"))
+    assert ei.value.reason == "truncated"
+
+
 def test_max_pixels_guard(tmp_path):
     Image.fromarray(_rgb(20, 30)).save(tmp_path / "a.png")
     with pytest.raises(ImageError) as ei:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import zarr
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 PAIR_DIRS = (("lq", "gt"), ("input", "target"))
@@ -60,6 +60,7 @@ def _failure(path: Path, error: Exception) -> ImageError:
 
 def _open(path: Path, max_pixels: int) -> Image.Image:
     Image.MAX_IMAGE_PIXELS = None  # our own limit below, checked before decoding
+    ImageFile.LOAD_TRUNCATED_IMAGES = False  # whatever another library set: a cut-short file is refused
     Image.init()  # registers the TIFF and WebP plugins, so that `formats` can name them
     try:
         empty = path.stat().st_size == 0
