@@ -11,7 +11,7 @@ import torch
 
 from tripled.distilled import DistilledSet
 from tripled.distributed import launched, pick_device
-from tripled.io import file_hash
+from tripled.io import file_hash, publish, staging_path
 from tripled.params import ModelParams, TrainParams, load_section
 from tripled.train import train
 
@@ -30,11 +30,14 @@ def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path) -> Non
     ds = DistilledSet(data_path, memory_limit=p.in_memory_mb << 20)
     fingerprint = hashlib.sha256(json.dumps([mp.model_dump(), p.model_dump(), file_hash(data_path / "manifest.parquet"),
                                              ds.attrs], sort_keys=True).encode()).hexdigest()
+    (out / "restorer.pt").unlink(missing_ok=True)  # while this run trains, no older result reads as its result
     with launched(cuda=pick_device(p.device).type == "cuda") as world:
         model, curve = train(ds, mp, p, out / "checkpoints" / "last.pt", fingerprint)
     if not world.main:
         return
-    torch.save(model.state_dict(), out / "restorer.pt")
+    staged = staging_path(out / "restorer.pt")
+    torch.save(model.state_dict(), staged)
+    publish(staged, out / "restorer.pt")
     (out / "restorer.json").write_text(json.dumps(dict(arch=mp.arch, kwargs=mp.kwargs), indent=2) + "\n")
     metrics_dir.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(curve).to_csv(metrics_dir / "train_curve.csv", index=False)

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 import zarr
 from zarr.abc.store import RangeByteRequest
@@ -28,11 +29,14 @@ def test_large_image_is_chunked_for_crops(tmp_path):
     assert len(list((tmp_path / "d/images.zarr/000000/gt/c").rglob("*"))) <= 3  # one shard file
 
 
-def test_manifest_key_outside_store_rejected(tmp_path):
-    ds = DistilledSet(write_distilled(tmp_path / "d", n=2))
-    ds.manifest.loc[0, "key"] = "../../etc"
-    with pytest.raises(ValueError, match="not a sample key"):
-        ds.pair(0)
+@pytest.mark.parametrize("key", ["../../etc", "/etc/passwd", "000000/../../x", "999999", ""])
+def test_manifest_key_outside_store_rejected(tmp_path, key):
+    folder = write_distilled(tmp_path / "d", n=2)
+    manifest = pd.read_parquet(folder / "manifest.parquet")
+    manifest.loc[0, "key"] = key
+    manifest.to_parquet(folder / "manifest.parquet", index=False)
+    with pytest.raises(ValueError, match="not a sample of this store"):
+        DistilledSet(folder)
 
 
 def test_in_memory_reads_equal_store_reads(tmp_path):
@@ -66,6 +70,7 @@ def test_4k_crops_read_only_the_chunks_they_cover(tmp_path):
     ds = DistilledSet(tmp_path / "d", memory_limit=0)
     store = CountingStore(LocalStore(tmp_path / "d/images.zarr", read_only=True))
     ds.group = zarr.open_group(store, mode="r")
+    ds._arrays = {(0, name): ds.group[f"{ds.manifest['key'].iat[0]}/{name}"] for name in ("gt", "lq")}
     chunk_bytes = CHUNK * CHUNK * 3
     for y, x, size in [(0, 0, 256), (300, 1000, 256), (1900, 3580, 256), (517, 2049, 96), (1000, 100, 512)]:
         store.reads.clear()
