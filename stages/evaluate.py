@@ -4,10 +4,11 @@ from pathlib import Path
 
 import click
 import pandas as pd
-import torch
 
 from tripled.evaluate import complexity_histogram, evaluate, summarise
-from tripled.models import build_model
+from tripled.distributed import pick_device
+from tripled.params import EvalParams, load_section
+from tripled.restore import load_restorer
 
 
 @click.command()
@@ -17,13 +18,13 @@ from tripled.models import build_model
 @click.option("--model", "model_path", default="models/restorer.pt", show_default=True, type=click.Path(path_type=Path))
 @click.option("--metrics", "metrics_dir", default="metrics", show_default=True, type=click.Path(path_type=Path))
 @click.option("--plots", "plots_dir", default="plots", show_default=True, type=click.Path(path_type=Path))
-def main(index_path, scores_path, subset_path, model_path, metrics_dir, plots_dir) -> None:
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="params file (section 'evaluate').")
+def main(index_path, scores_path, subset_path, model_path, metrics_dir, plots_dir, params_path) -> None:
     """Score the restorer and the degraded input against the clean images of the test split."""
-    config = json.loads(model_path.with_suffix(".json").read_text())
-    model = build_model(config["arch"], **config["kwargs"])
-    model.load_state_dict(torch.load(model_path, map_location="cpu", weights_only=True))
+    ep = load_section(EvalParams, "evaluate", params_path)
+    model = load_restorer(model_path)
     index = pd.read_parquet(index_path)
-    per_sample = evaluate(model.eval(), index[index["split"] == "test"])
+    per_sample = evaluate(model.eval(), index[index["split"] == "test"], ep.tile, ep.overlap, pick_device(ep.device))
     result = summarise(per_sample)
     metrics_dir.mkdir(parents=True, exist_ok=True)
     (metrics_dir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -3,8 +3,9 @@ from pathlib import Path
 
 import click
 
+from tripled.io import LayoutError, publish, staging_path
 from tripled.params import DataParams, load_section
-from tripled.prepare import build_index
+from tripled.prepare import DataError, build_index
 
 
 @click.command()
@@ -13,11 +14,23 @@ from tripled.prepare import build_index
 def main(params_path: str, out: Path) -> None:
     """Index the paired dataset (one row per sample), synthesise pairs where asked, split by source image."""
     p = load_section(DataParams, "data", params_path)
-    index, rejects = build_index(p, out / "prepared")
-    index.to_parquet(out / "index.parquet", index=False)
-    rejects.to_csv(out / "rejects.csv", index=False)
+    # The index marks a finished run: an old one must not outlive a run killed while it rewrites prepared/.
+    (out / "index.parquet").unlink(missing_ok=True)
+    try:
+        index, rejects = build_index(p, out / "prepared")
+    except (LayoutError, DataError) as e:
+        raise click.ClickException(str(e)) from None
+    staged = staging_path(out / "rejects.csv")
+    rejects.to_csv(staged, index=False)
+    publish(staged, out / "rejects.csv")
+    staged = staging_path(out / "index.parquet")
+    index.to_parquet(staged, index=False)
+    publish(staged, out / "index.parquet")
     counts = index.groupby(["task", "split"]).size().unstack(fill_value=0)
     click.echo(f"prepare: {len(index)} samples, {len(rejects)} rejected\n{counts.to_string()}")
+    if len(rejects):
+        click.echo(f"prepare: rejected files by reason, see {out / 'rejects.csv'}:\n"
+                   + rejects.reason.value_counts().sort_index().to_string())
 
 
 if __name__ == "__main__":

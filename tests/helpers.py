@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from tripled.distilled import DistilledWriter
@@ -89,3 +90,10 @@ def make_project(repo: Path, overrides: dict = TINY) -> Path:
     run(["git", "init", "-q"], repo)
     commit_all(repo, "init")
     return repo
+
+
+def read_curve(metrics_dir: Path) -> pd.DataFrame:
+    """The training curve the train stage logged with dvclive: step, loss, lr, stage."""
+    folder = Path(metrics_dir) / "dvclive/plots/metrics"
+    frames = [pd.read_csv(folder / f"{name}.tsv", sep="\t") for name in ("loss", "lr", "stage")]
+    return frames[0].merge(frames[1], on="step").merge(frames[2], on="step")

@@ -50,3 +50,28 @@ def test_image_psnr_pools_the_error_of_its_tiles():
     result = summarise(per)["tasks"]["t"]
     assert np.isclose(result["psnr"], 10 * np.log10(1 / np.mean([1e-6, 1e-2])), atol=1e-3)
     assert np.isclose(result["ssim"], 0.745)
+
+
+class LocalNet(torch.nn.Module):
+    """Three 3x3 convolutions (receptive field 3 pixels each side); records the sizes it sees."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.GELU(),
+                                       torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.GELU(), torch.nn.Conv2d(8, 3, 3, padding=1))
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(tuple(x.shape[-2:]))
+        return x + 0.1 * self.net(x)
+
+
+def test_tiled_evaluation_scores_like_whole_images(tmp_path):
+    # Tiles blend only where each is trusted (see tripled.tiling): exact for a local model.
+    split = _test_split(tmp_path)  # 32 x 32 test samples
+    whole_net, tiled_net = LocalNet(), LocalNet()
+    whole, tiled = evaluate(whole_net, split), evaluate(tiled_net, split, tile=20, overlap=12)
+    assert max(max(s) for s in tiled_net.seen) == 20 and whole_net.seen[0] == (32, 32)
+    pd.testing.assert_frame_equal(whole, tiled, rtol=1e-5)
+

@@ -87,6 +87,31 @@ def test_read_16bit_png(tmp_path):
     assert (arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all()
 
 
+def _png(path, arr, bit_depth, color_type):
+    """A PNG written byte by byte: Pillow cannot save 16-bit colour."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w = arr.shape[:2]
+    raw = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(h))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("channels,color_type", [(3, 2), (4, 6)])
+def test_read_16bit_colour_png(tmp_path, channels, color_type):
+    a = np.random.default_rng(0).integers(0, 65536, (6, 7, channels)).astype(np.uint16)
+    if channels == 4:
+        a[..., 3] = 65535  # opaque
+    arr = read_image(_png(tmp_path / "c16.png", a, 16, color_type))
+    _check_rgb(arr, (6, 7))
+    assert np.abs(arr.astype(int) - np.round(a[..., :3] / 257)).max() <= 1  # scaled to 8 bit
+
+
 def test_read_dark_16bit_png_keeps_16bit_scale(tmp_path):
     # All values <= 255 are still 16-bit data: a very dark image, not an 8-bit one.
     a = (np.arange(20 * 30).reshape(20, 30) // 3).astype(np.uint16)  # max 199 of 65535
@@ -129,22 +154,69 @@ def _truncated(tmp_path, ext):
     return bad
 
 
-@pytest.mark.parametrize("kind", ["empty", "text", "trunc_png", "trunc_jpg"])
-def test_unusable_files_raise_image_error(tmp_path, kind):
+def _corrupt(tmp_path, ext):
+    """Starts and ends like a PNG or JPEG, damaged in between."""
+    src = tmp_path / f"full{ext}"
+    Image.fromarray(_rgb(120, 120)).save(src)
+    b = bytearray(src.read_bytes())
+    mid = len(b) // 2
+    b[mid:mid + 200] = bytes(200) if ext == ".png" else b"\xff\xc4" + bytes(198)  # broken data / Huffman table
+    if ext == ".jpg":
+        b[2:400] = b"\xff\xfe" + bytes(396)  # no frame header left
+    bad = tmp_path / f"corrupt{ext}"
+    bad.write_bytes(bytes(b))
+    return bad
+
+
+@pytest.mark.parametrize("kind,reason", [
+    ("empty", "empty_file"),
+    ("text", "not_an_image"),
+    ("html_png", "not_an_image"),
+    ("eps", "not_an_image"),
+    ("trunc_png", "truncated"),
+    ("trunc_jpg", "truncated"),
+    ("header_only_png", "truncated"),
+    ("corrupt_png", "corrupt"),
+    ("corrupt_jpg", "corrupt"),
+])
+def test_unusable_files_raise_image_error(tmp_path, kind, reason):
     if kind == "empty":
         path = tmp_path / "zero.png"
         path.write_bytes(b"")
     elif kind == "text":
         path = tmp_path / "notes.jpg"
         path.write_text("this is not an image\n" * 10)
-    else:
+    elif kind == "html_png":
+        path = tmp_path / "page.png"
+        path.write_text("<html><body>404 Not Found</body></html>")
+    elif kind == "eps":  # Pillow would hand this to Ghostscript; it is not one of our formats
+        path = tmp_path / "drawing.jpg"
+        path.write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n")
+    elif kind == "header_only_png":
+        path = tmp_path / "head.png"
+        path.write_bytes(_truncated(tmp_path, ".png").read_bytes()[:40])
+    elif kind.startswith("trunc"):
         path = _truncated(tmp_path, ".png" if kind == "trunc_png" else ".jpg")
+    else:
+        path = _corrupt(tmp_path, ".png" if kind == "corrupt_png" else ".jpg")
     with pytest.raises(ImageError) as ei:
         read_image(path)
-    assert ei.value.reason in {"unreadable", "corrupt"}
+    assert ei.value.reason == reason
     assert ei.value.path == str(path)
     assert str(path) in str(ei.value)
     assert isinstance(ei.value, ValueError)
+    with pytest.raises(ImageError) as ei:
+        read_thumbnail(path, 16)
+    assert ei.value.reason == reason
+
+
+def test_truncated_refused_even_if_pillow_was_told_to_load_them(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(ImageError) as ei:
+        read_image(_truncated(tmp_path, ".jpg"))
+    assert ei.value.reason == "truncated"
 
 
 def test_max_pixels_guard(tmp_path):
@@ -219,12 +291,6 @@ def test_thumbnail_grayscale_and_cmyk_jpeg(tmp_path):
     c = read_thumbnail(tmp_path / "c.jpg", 16)
     _check_rgb(c, (16, 16))
     assert np.abs(c.reshape(-1, 3).mean(0) - (255, 0, 0)).max() < 10
-
-
-def test_thumbnail_corrupt_raises(tmp_path):
-    with pytest.raises(ImageError) as ei:
-        read_thumbnail(_truncated(tmp_path, ".jpg"), 16)
-    assert ei.value.reason in {"unreadable", "corrupt"}
 
 
 # --- scan_paired ------------------------------------------------------------------------------
@@ -362,3 +428,23 @@ def test_scan_clean_empty_or_missing(tmp_path):
     with pytest.raises(LayoutError, match="missing"):
         scan_clean(tmp_path / "missing")
     shutil.rmtree(tmp_path / "empty")
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_linked_folders_are_not_followed(tmp_path):
+    root = tmp_path / "clean"
+    a = _save(root / "a.png")
+    _save(tmp_path / "elsewhere" / "b.png")
+    (root / "out").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (root / "loop").symlink_to(root, target_is_directory=True)  # inside the root: its files are found anyway
+    files, rejects = scan_clean(root)
+    assert files == [a]
+    assert rejects == [(str(root / "out"), "outside_root")]
+
+
+def test_unreadable_paths(tmp_path):
+    (tmp_path / "folder.png").mkdir()
+    for path in (tmp_path / "folder.png", tmp_path / "gone.png"):  # e.g. deleted after the scan
+        with pytest.raises(ImageError) as ei:
+            read_image(path)
+        assert ei.value.reason == "unreadable"

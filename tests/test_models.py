@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tripled.models import ARCHS, NAFNet, build_model
+from tripled.models import ARCHS, NAFNet, PromptGenBlock, PromptIR, build_model
 
 
 def test_fresh_model_is_identity_on_odd_size():
@@ -28,7 +28,7 @@ def test_output_shape_matches_input(shape):
 
 
 def test_registry():
-    assert ARCHS["nafnet"] is NAFNet
+    assert ARCHS["nafnet"] is NAFNet and ARCHS["promptir"] is PromptIR
     assert isinstance(build_model("nafnet", width=8), NAFNet)
     with pytest.raises(ValueError, match=r"'unet'.*nafnet"):
         build_model("unet")
@@ -89,3 +89,67 @@ def test_bf16_autocast_forward():
     assert y.shape == x.shape and y.dtype == torch.float32
     assert torch.isfinite(y).all()
     assert (y - ref).abs().max() < 0.01
+
+
+def _perturbed(model: torch.nn.Module) -> torch.nn.Module:
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    return model
+
+
+def test_fresh_promptir_is_identity_on_odd_size():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 37, 53)
+    with torch.no_grad():
+        assert torch.equal(build_model("promptir").eval()(x), x)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 16, 16), (2, 3, 37, 53), (1, 3, 8, 41)])
+def test_promptir_output_shape_matches_input(shape):
+    torch.manual_seed(0)
+    model = _perturbed(PromptIR(dim=8, num_blocks=(1, 1, 1), heads=(1, 2, 2)))
+    with torch.no_grad():
+        y = model(torch.rand(shape))
+    assert y.shape == shape and torch.isfinite(y).all()
+
+
+def test_prompt_mixes_components_by_input():
+    torch.manual_seed(0)
+    block = PromptGenBlock(c=8, prompt_dim=4, length=3, size=4)
+    a, b = torch.rand(1, 8, 10, 12), -torch.rand(1, 8, 10, 12)
+    pa, pb = block(a), block(b)
+    assert pa.shape == (1, 4, 10, 12) and not torch.allclose(pa, pb)  # the mix depends on the features
+
+
+def test_promptir_rejects_bad_levels():
+    with pytest.raises(ValueError, match="one entry per level"):
+        PromptIR(num_blocks=(1, 1, 1), heads=(1, 2))
+    with pytest.raises(ValueError, match="heads"):
+        PromptIR(dim=6, heads=(4, 4, 4))
+
+
+def test_promptir_few_adam_steps_lower_l1():
+    torch.manual_seed(0)
+    noisy, clean = _toy_denoising_batch()
+    model = build_model("promptir", dim=16)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = F.l1_loss(model(noisy), clean)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.9 * losses[0]
+
+
+def test_promptir_bf16_autocast_forward():
+    torch.manual_seed(0)
+    model = _perturbed(PromptIR(dim=8))
+    x = torch.rand(2, 3, 24, 40)
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = model(x)
+    assert y.dtype == torch.float32 and (y - ref).abs().max() < 0.02

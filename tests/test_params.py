@@ -4,13 +4,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tripled.params import (DataParams, FeatureParams, ModelParams, ParamsError, RefineParams, ScoreParams,
-                            SelectParams, TrainParams, load_section, read_params)
+from tripled.params import (DataParams, EvalParams, FeatureParams, ModelParams, ParamsError, RefineParams,
+                            ScoreParams, SelectParams, TrainParams, load_section, read_params)
 
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 SECTIONS = [
     (DataParams, "data"), (FeatureParams, "features"), (ScoreParams, "score"), (SelectParams, "select"),
-    (RefineParams, "refine"), (ModelParams, "model"), (TrainParams, "train"),
+    (RefineParams, "refine"), (ModelParams, "model"), (TrainParams, "train"), (EvalParams, "evaluate"),
 ]
 
 
@@ -83,7 +83,7 @@ def test_missing_section_uses_defaults(tmp_path):
 @pytest.mark.parametrize("cls,name", SECTIONS, ids=[n for _, n in SECTIONS])
 def test_unknown_key_is_named(cls, name, tmp_path, repo_params):
     msg = _error(cls, name, _with(tmp_path, repo_params, name, bogus_knob=3))
-    assert f"{name}.bogus_knob" in msg
+    assert f"{name}.bogus_knob: unknown key (known keys: {', '.join(cls.model_fields)})" in msg
     assert str(tmp_path / "params.yaml") in msg
 
 
@@ -126,7 +126,7 @@ def test_out_of_range(cls, name, key, value, tmp_path, repo_params):
 @pytest.mark.parametrize("ratio", [0, 0.0, -0.1, -5, 1.5, 20.25])
 def test_select_ratio_invalid(ratio, tmp_path, repo_params):
     msg = _error(SelectParams, "select", _with(tmp_path, repo_params, "select", ratio=ratio))
-    assert "select.ratio" in msg
+    assert "select.ratio" in msg and "(0, 1]" in msg and str(ratio) in msg
 
 
 @pytest.mark.parametrize("ratio", [0.02, 0.5, 1, 1.0, 2, 50, 50.0])
@@ -149,7 +149,19 @@ def test_select_method_known(method, tmp_path, repo_params):
 
 def test_data_root_missing(tmp_path, repo_params):
     msg = _error(DataParams, "data", _with(tmp_path, repo_params, "data", root=...))
-    assert "data.root" in msg and "required" in msg.lower()
+    assert "data.root: required key is missing" in msg
+
+
+def test_data_strict(tmp_path, repo_params):
+    assert DataParams(root="x").strict is False
+    assert load_section(DataParams, "data", _with(tmp_path, repo_params, "data", strict=True)).strict is True
+    msg = _error(DataParams, "data", _with(tmp_path, repo_params, "data", strict="sometimes"))
+    assert "data.strict" in msg and "boolean" in msg
+
+
+def test_wrong_type_message_says_what_is_expected(tmp_path, repo_params):
+    msg = _error(TrainParams, "train", _with(tmp_path, repo_params, "train", steps="many"))
+    assert "train.steps: Input should be a valid integer" in msg
 
 
 def test_data_section_missing_or_empty(tmp_path):
@@ -226,3 +238,15 @@ def test_malformed_files(tmp_path):
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert load_section(SelectParams, "select", empty) == SelectParams()
+
+
+def test_a_stage_prints_the_message_without_a_traceback(tmp_path, repo_params):
+    from click.testing import CliRunner
+
+    from stages.prepare import main
+
+    path = _with(tmp_path, repo_params, "data", root=..., colour=1)
+    result = CliRunner().invoke(main, ["--params", str(path), "--out", str(tmp_path / "data")])
+    assert result.exit_code == 1
+    assert "data.root: required key is missing" in result.output and "data.colour: unknown key" in result.output
+    assert not (tmp_path / "data").exists()  # checked before anything is written

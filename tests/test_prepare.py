@@ -164,8 +164,8 @@ def test_build_index_duplicates_and_corrupt(clean_root, tmp_path):
     index, rejects = build_index(_clean_params(clean_root), tmp_path / "out")
     reasons = dict(zip(rejects.path, rejects.reason))
     assert reasons[str(dup)] == "duplicate_content"
-    assert reasons[str(bad)] in {"unreadable", "corrupt"}
-    assert reasons[str(empty)] in {"unreadable", "corrupt"}
+    assert reasons[str(bad)] == "truncated"  # a PNG signature, then no end
+    assert reasons[str(empty)] == "empty_file"
     assert len(rejects) == 3
     # the rest goes on
     assert index.source.nunique() == len(SOURCES)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from tripled.distilled import DistilledSet
@@ -49,9 +50,12 @@ def test_curriculum_switches_stage(tmp_path):
     assert [c["stage"] for c in curve] == [1, 1, 2, 2]
 
 
-def test_resume_continues_exactly(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_continues_exactly(tmp_path, workers):
+    # With loader processes, batches drawn ahead of the checkpoint are replayed from it.
     ds = DistilledSet(write_distilled(tmp_path / "d"))
-    p = TrainParams(steps=20, batch_size=4, crop=24, log_every=3, checkpoint_every=7)
+    p = TrainParams(steps=20, batch_size=4, crop=24, log_every=3, checkpoint_every=7, stage1_fraction=0.2,
+                    workers=workers)
     full_model, full_curve = train(ds, MODEL, p, tmp_path / "a.pt", "f")
     assert (tmp_path / "a.pt").is_file()  # last checkpoint at step 14
     # A run that died after step 14 left that checkpoint: a rerun continues from it.
@@ -63,3 +67,14 @@ def test_resume_continues_exactly(tmp_path):
     other_model, _ = train(ds, MODEL, p.model_copy(update=dict(seed=1)), tmp_path / "a.pt", "g")
     assert not all(torch.equal(a, b) for a, b in zip(full_model.state_dict().values(),
                                                       other_model.state_dict().values()))
+
+
+def test_loader_workers_read_the_same_batches(tmp_path):
+    # Stage 1 only: draws do not depend on losses, so reading ahead in worker processes changes nothing.
+    ds = DistilledSet(write_distilled(tmp_path / "d"))
+    p = TrainParams(steps=12, batch_size=4, crop=24, log_every=4, stage1_fraction=1.0)
+    inline, inline_curve = train(ds, MODEL, p, tmp_path / "a.pt", "f")
+    loaded, loaded_curve = train(ds, MODEL, p.model_copy(update=dict(workers=2, prefetch=3)), tmp_path / "b.pt", "f")
+    assert inline_curve == loaded_curve
+    for a, b in zip(inline.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)

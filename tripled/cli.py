@@ -9,9 +9,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from tripled.card import read_card, render_markdown
+from tripled.distributed import pick_device
 from tripled.io import ImageError, list_images, read_image
 from tripled.restore import load_restorer, restore_image, tile_count
-from tripled.train import pick_device
 
 
 @click.group(context_settings=dict(help_option_names=["-h", "--help"]))
@@ -54,7 +54,10 @@ def restore(model: Path, source: Path, output: Path, tile: int, overlap: int, de
     except (FileNotFoundError, ValueError, TypeError, KeyError) as e:
         raise click.ClickException(f"cannot load model {model}: {e}") from None
     if source.is_dir():
-        jobs = [(p, (output / p.relative_to(source)).with_suffix(".png")) for p in list_images(source)]
+        files, outside = list_images(source, source)
+        for path, reason in outside:
+            click.echo(f"skipped {path}: {reason}", err=True)
+        jobs = [(p, (output / p.relative_to(source)).with_suffix(".png")) for p in files]
         if not jobs:
             raise click.ClickException(f"no images under {source}")
     else:

@@ -11,15 +11,21 @@ import numpy as np
 import pandas as pd
 import zarr
 
+from tripled.io import StoreError, open_store, publish, staging_path
+
 CHUNK = 256
 MANIFEST_COLUMNS = ["key", "id", "task", "stage", "weight", "height", "width"]
 
 
 class DistilledWriter:
+    """Writes into a hidden sibling folder that replaces `folder` in close(): a run killed midway
+    leaves the previous set (or none), never a partial one that reads as complete."""
+
     def __init__(self, folder: Path, attrs: dict):
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.group = zarr.open_group(self.folder / "images.zarr", mode="w")
+        self.staged = staging_path(self.folder)
+        self.staged.mkdir()
+        self.group = zarr.open_group(self.staged / "images.zarr", mode="w")
         self.group.attrs.update(attrs)
         self.rows: list[dict] = []
 
@@ -36,7 +42,8 @@ class DistilledWriter:
 
     def close(self) -> pd.DataFrame:
         manifest = pd.DataFrame(self.rows, columns=MANIFEST_COLUMNS)
-        manifest.to_parquet(self.folder / "manifest.parquet", index=False)
+        manifest.to_parquet(self.staged / "manifest.parquet", index=False)
+        publish(self.staged, self.folder)
         return manifest
 
 
@@ -49,8 +56,25 @@ class DistilledSet:
 
     def __init__(self, folder: Path, memory_limit: int = 0):
         self.folder = Path(folder)
+        if not (self.folder / "manifest.parquet").is_file():
+            raise StoreError(f"{self.folder}: not a complete distilled set (no manifest.parquet); "
+                             "the run that wrote it did not finish: rerun the refine stage")
         self.manifest = pd.read_parquet(self.folder / "manifest.parquet")
-        self.group = zarr.open_group(self.folder / "images.zarr", mode="r")
+        if list(self.manifest.columns) != MANIFEST_COLUMNS:
+            raise StoreError(f"{self.folder}/manifest.parquet: columns {list(self.manifest.columns)}, "
+                             f"expected {MANIFEST_COLUMNS}")
+        self.group = open_store(self.folder / "images.zarr")
+        # Keys name arrays of this store, nothing else, of the size the manifest says: a set from a
+        # remote can neither point elsewhere nor make a reader allocate more than the manifest admits.
+        self._arrays: dict[tuple[int, str], zarr.Array] = {}  # opened once: a crop then reads no metadata
+        for i, (key, h, w) in enumerate(self.manifest[["key", "height", "width"]].itertuples(index=False)):
+            if not (isinstance(key, str) and key.isdigit() and key in self.group):
+                raise StoreError(f"{self.folder}/manifest.parquet: key {key!r} is not a sample of this store")
+            for name in ("gt", "lq"):
+                arr = self.group.get(f"{key}/{name}")
+                if not isinstance(arr, zarr.Array) or arr.shape != (h, w, 3) or arr.dtype != np.uint8:
+                    raise StoreError(f"{self.folder}: {key}/{name} is not a {h}x{w}x3 uint8 image as the manifest says")
+                self._arrays[i, name] = arr
         self.attrs = dict(self.group.attrs)
         self._pairs = None
         if int((self.manifest["height"] * self.manifest["width"]).sum()) * 6 <= memory_limit:
@@ -60,10 +84,7 @@ class DistilledSet:
         return len(self.manifest)
 
     def _array(self, i: int, name: str) -> zarr.Array:
-        key = self.manifest["key"].iat[i]
-        if not (isinstance(key, str) and key.isdigit()):
-            raise ValueError(f"manifest key {key!r} is not a sample key of this store")
-        return self.group[f"{key}/{name}"]
+        return self._arrays[i, name]
 
     def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         if self._pairs is not None:

@@ -1,6 +1,8 @@
 """Evaluation on the held-out split: PSNR/SSIM of the restored and of the degraded input."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 import torch
@@ -8,17 +10,38 @@ from tqdm import tqdm
 
 from tripled.io import read_sample
 from tripled.metrics import mse, psnr_from_mse, ssim, to_tensor
+from tripled.tiling import tiled_apply
 
 METRICS = ("psnr_input", "psnr", "ssim_input", "ssim")
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, test: pd.DataFrame) -> pd.DataFrame:
+def restore(model: torch.nn.Module, lq: torch.Tensor, tile: int = 0, overlap: int = 0,
+            device: torch.device = torch.device("cpu"), on_tile: Callable[[], None] | None = None) -> torch.Tensor:
+    """The model's output on `device` for a CPU image (float in [0, 1], or uint8: converted tile by
+    tile, so the input costs a quarter of the memory); an image larger than `tile` goes through in
+    overlapping tiles, so a 4K image needs the memory of one tile. `on_tile` is called after each."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(device)
+        out = model(x.float().div_(255.0) if x.dtype == torch.uint8 else x).float().cpu()
+        if on_tile is not None:
+            on_tile()
+        return out
+
+    if tile and max(lq.shape[-2:]) > tile:
+        return tiled_apply(fn, lq, tile, overlap)
+    return fn(lq)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, test: pd.DataFrame, tile: int = 0, overlap: int = 0,
+             device: torch.device = torch.device("cpu")) -> pd.DataFrame:
     """Per-sample squared error and SSIM of the restored output and of the degraded input."""
     rows = []
+    model = model.to(device)
     for r in tqdm(test.itertuples(), total=len(test), desc="evaluate", unit="img"):
         gt, lq = to_tensor(read_sample(r, "gt")), to_tensor(read_sample(r, "lq"))
-        out = model(lq).clamp(0, 1)
+        out = restore(model, lq, tile, overlap, device).clamp(0, 1)
         rows.append(dict(id=r.id, task=r.task, source=r.source, mse_input=mse(lq, gt).item(), mse=mse(out, gt).item(),
                          ssim_input=ssim(lq, gt).item(), ssim=ssim(out, gt).item()))
     return pd.DataFrame(rows)

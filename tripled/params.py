@@ -4,12 +4,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import click
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
-class ParamsError(ValueError):
-    """A params.yaml section is missing or invalid; the message names the key and the problem."""
+class ParamsError(click.ClickException, ValueError):
+    """A params.yaml section is missing or invalid; the message names the key and the problem.
+
+    A ClickException, so that a stage prints the message alone and exits with status 1.
+    """
 
 
 class _Section(BaseModel):
@@ -23,6 +27,7 @@ class DataParams(_Section):
     tile: int = Field(0, ge=0, description="cut images into tiles of this size; 0 = whole images")
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     max_pixels: int = Field(200_000_000, gt=0, description="decompression-bomb guard")
+    strict: bool = Field(False, description="stop at the first unusable file instead of listing it in rejects.csv")
     seed: int = 0
 
     @field_validator("degradations")
@@ -68,7 +73,7 @@ class ScoreParams(_Section):
 
 class SelectParams(_Section):
     method: Literal["tripled", "random", "entropy_topk", "full"] = "tripled"
-    ratio: float = Field(0.02, gt=0, description="fraction in (0, 1], or an absolute count > 1")
+    ratio: float = Field(0.02, description="fraction in (0, 1], or an absolute count > 1")
     stage1_fraction: float = Field(0.5, ge=0.0, le=1.0)
     trim: float = Field(0.02, ge=0.0, lt=0.5, description="hardest fraction dropped as outliers")
     uncertainty_weight: float = Field(0.5, ge=0.0)
@@ -77,8 +82,8 @@ class SelectParams(_Section):
     @field_validator("ratio")
     @classmethod
     def _ratio(cls, v: float) -> float:
-        if v > 1 and v != int(v):
-            raise ValueError(f"ratio must be a fraction in (0, 1] or a whole count, got {v}")
+        if v <= 0 or (v > 1 and v != int(v)):
+            raise ValueError(f"must be a fraction in (0, 1], or a whole count of samples above 1; got {v}")
         return v
 
 
@@ -113,7 +118,24 @@ class TrainParams(_Section):
     checkpoint_every: int = Field(200, ge=1)
     log_every: int = Field(10, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    workers: int = Field(0, ge=0, description="loader processes reading crops while the device trains; 0 = inline")
+    prefetch: int = Field(2, ge=1, description="batches each loader process prepares ahead")
+    in_memory_mb: int = Field(4096, ge=0, description="a distilled set up to this size is read into memory once")
+    channels_last: bool = Field(False, description="NHWC memory layout (faster convolutions on recent GPUs)")
+    compile: bool = Field(False, description="torch.compile the model (needs a C++ compiler; slow first steps)")
     seed: int = 0
+
+
+class EvalParams(_Section):
+    tile: int = Field(512, ge=0, description="images larger than this are restored tile by tile; 0 = whole")
+    overlap: int = Field(64, ge=0, description="pixels shared by neighbouring tiles, blended")
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+
+    @model_validator(mode="after")
+    def _overlap_below_tile(self) -> "EvalParams":
+        if self.tile and self.overlap >= self.tile:
+            raise ValueError(f"overlap ({self.overlap}) must be smaller than tile ({self.tile})")
+        return self
 
 
 S = TypeVar("S", bound=_Section)
@@ -142,5 +164,13 @@ def load_section(cls: type[S], name: str, path: str | Path = "params.yaml") -> S
     try:
         return cls(**section)
     except ValidationError as e:
-        lines = [f"{'.'.join([name, *map(str, err['loc'])])}: {err['msg']}" for err in e.errors()]
+        lines = [f"{'.'.join([name, *map(str, err['loc'])])}: {_message(cls, err)}" for err in e.errors()]
         raise ParamsError(f"invalid params in {path}:\n  " + "\n  ".join(lines)) from None
+
+
+def _message(cls: type[_Section], err: dict) -> str:
+    if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:  # a typo shows the keys it could have been
+        return f"unknown key (known keys: {', '.join(cls.model_fields)})"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return err["msg"].removeprefix("Value error, ")

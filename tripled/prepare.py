@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -61,31 +62,71 @@ def tile_boxes(height: int, width: int, tile: int) -> list[tuple[int, int, int, 
     return [(x, y, min(tile, width), min(tile, height)) for y in starts(height) for x in starts(width)]
 
 
+class DataError(ValueError):
+    """The dataset cannot be used as it is: with data.strict, any reject; otherwise no usable sample."""
+
+
+class Rejects:
+    """Files left out, as (path, reason) rows for data/rejects.csv; with `strict` the first ones stop
+    the run, with a summary of what was found."""
+
+    def __init__(self, strict: bool):
+        self.rows: list[tuple[str, str]] = []
+        self.strict = strict
+
+    def add(self, path: Path | str, reason: str) -> None:
+        self.extend([(str(path), reason)])
+
+    def extend(self, rows: list[tuple[str, str]]) -> None:
+        self.rows.extend(rows)
+        if self.strict and self.rows:
+            raise DataError("data.strict is true and the dataset has unusable files (set it to false to "
+                            f"skip them and list them in rejects.csv):\n{self.summary()}")
+
+    def summary(self, shown: int = 10) -> str:
+        counts = Counter(reason for _, reason in self.rows)
+        lines = [f"  {n} {reason}" for reason, n in sorted(counts.items())]
+        lines += [f"  {path}: {reason}" for path, reason in self.rows[:shown]]
+        if len(self.rows) > shown:
+            lines.append(f"  ... and {len(self.rows) - shown} more")
+        return "\n".join(lines)
+
+
+def pixel_hash(*images: np.ndarray) -> str:
+    """Identity of decoded content: the same picture saved twice, or in another format, is one sample."""
+    h = hashlib.sha256()
+    for img in images:
+        h.update(str(img.shape).encode())
+        h.update(np.ascontiguousarray(img).tobytes())
+    return h.hexdigest()
+
+
 def _save_png(img: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(img).save(path)
 
 
 def _synthesise(files: list[Path], root: Path, specs: list[DegradationSpec], out: Path, p: DataParams,
-                rejects: list[tuple[str, str]]) -> list[dict]:
+                rejects: Rejects) -> list[dict]:
     """One pair per clean image and degradation; degraded images are written under `out`."""
     pairs, seen, stems = [], set(), set()
     for f in tqdm(files, desc="prepare: degrade", unit="img"):
         try:
             clean = read_image(f, p.max_pixels)
         except ImageError as e:
-            rejects.append((e.path, e.reason))
+            rejects.add(e.path, e.reason)
             continue
-        digest = file_hash(f)
-        if digest in seen:
-            rejects.append((str(f), "duplicate_content"))
+        content = pixel_hash(clean)
+        if content in seen:
+            rejects.add(f, "duplicate_content")
             continue
         rel = f.relative_to(root).with_suffix("").as_posix()
         if rel in stems:  # a.png and a.jpg would share one lq file and one sample id
-            rejects.append((str(f), "duplicate_stem"))
+            rejects.add(f, "duplicate_stem")
             continue
-        seen.add(digest)
+        seen.add(content)
         stems.add(rel)
+        digest = file_hash(f)
         for spec in specs:
             lq_path = out / spec.task / "lq" / f"{rel}.png"
             _save_png(degrade(clean, spec, stable_int(p.seed, rel, spec.task)), lq_path)
@@ -94,7 +135,7 @@ def _synthesise(files: list[Path], root: Path, specs: list[DegradationSpec], out
     return pairs
 
 
-def _paired(root: Path, p: DataParams, rejects: list[tuple[str, str]]) -> list[dict]:
+def _paired(root: Path, p: DataParams, rejects: Rejects) -> list[dict]:
     found, bad = scan_paired(root)
     rejects.extend(bad)
     pairs, seen = [], set()
@@ -102,18 +143,18 @@ def _paired(root: Path, p: DataParams, rejects: list[tuple[str, str]]) -> list[d
         try:
             lq, gt = read_image(pair.lq, p.max_pixels), read_image(pair.gt, p.max_pixels)
         except ImageError as e:
-            rejects.append((e.path, e.reason))
+            rejects.add(e.path, e.reason)
             continue
         if lq.shape != gt.shape:
-            rejects.append((str(pair.lq), "size_mismatch"))
+            rejects.add(pair.lq, "size_mismatch")
             continue
-        digest = file_hash(pair.lq) + file_hash(pair.gt)
-        if digest in seen:
-            rejects.append((str(pair.lq), "duplicate_content"))
+        content = pixel_hash(lq, gt)
+        if content in seen:
+            rejects.add(pair.lq, "duplicate_content")
             continue
-        seen.add(digest)
+        seen.add(content)
         pairs.append(dict(task=pair.task, stem=pair.stem, source=f"{pair.task}/{pair.stem}",
-                          lq=pair.lq, gt=pair.gt, size=gt.shape[:2], digest=digest))
+                          lq=pair.lq, gt=pair.gt, size=gt.shape[:2], digest=file_hash(pair.lq) + file_hash(pair.gt)))
     return pairs
 
 
@@ -131,7 +172,7 @@ def build_index(p: DataParams, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     `out` receives what this stage makes: the demo's clean images and synthesised degraded images.
     """
     out.mkdir(parents=True, exist_ok=True)  # a DVC output even when nothing is synthesised
-    rejects: list[tuple[str, str]] = []
+    rejects = Rejects(p.strict)
     specs = [DegradationSpec.from_dict(d) for d in p.degradations]
     if p.root == "demo":
         root = write_demo_images(out / "clean")
@@ -143,6 +184,8 @@ def build_index(p: DataParams, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         pairs = _synthesise(files, root, specs, out, p, rejects)
     else:
         pairs = _paired(Path(p.root), p, rejects)
+    if not pairs:
+        raise DataError(f"no usable images under {p.root} ({len(rejects.rows)} rejected):\n{rejects.summary()}")
 
     # Paired sets hold different images per task, so each task is split on its own.
     test: set[str] = set()
@@ -160,4 +203,4 @@ def build_index(p: DataParams, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                              height=height, width=width,
                              hash=hashlib.sha256(f"{q['digest']}|{x},{y},{w},{h}".encode()).hexdigest()[:16]))
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS).sort_values("id", kind="stable").reset_index(drop=True)
-    return index, pd.DataFrame(rejects, columns=["path", "reason"])
+    return index, pd.DataFrame(rejects.rows, columns=["path", "reason"])

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from tripled.evaluate import restore
 from tripled.models import build_model
-from tripled.tiling import tile_starts, tiled_apply
+from tripled.tiling import tile_starts
 
 
 def load_restorer(path: Path | str) -> nn.Module:
@@ -34,22 +35,15 @@ def tile_count(height: int, width: int, tile: int, overlap: int) -> int:
 @torch.no_grad()
 def restore_image(model: nn.Module, image: np.ndarray, tile: int = 512, overlap: int = 64,
                   device: torch.device = torch.device("cpu"), on_tile: Callable[[], None] | None = None) -> np.ndarray:
-    """Restore an HxWx3 uint8 image; returns HxWx3 uint8.
+    """Restore an HxWx3 uint8 image, tile by tile; returns HxWx3 uint8.
 
-    The input stays uint8 and each tile is converted to float on its own, so besides the model's
-    activations on one tile, memory holds the image and tiled_apply's float accumulators only.
+    The input stays uint8 (each tile becomes float on its own), so besides the model's activations on
+    one tile, memory holds the image and tiled_apply's float accumulators only.
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 uint8 image, got {image.dtype} {image.shape}")
     if not image.flags.writeable:  # decoded images are read-only views; torch wants its own
         image = image.copy()
     x = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)  # uint8, a view
-
-    def fn(t: torch.Tensor) -> torch.Tensor:
-        out = model(t.to(device).float().div_(255.0)).clamp_(0, 1)
-        if on_tile is not None:
-            on_tile()
-        return out
-
-    out = tiled_apply(fn, x, tile, overlap)[0]
-    return out.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    out = restore(model, x, tile, overlap, device, on_tile)[0].clamp_(0, 1)
+    return out.mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()

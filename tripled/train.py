@@ -1,15 +1,22 @@
-"""Training a restorer on the distilled set with the two-stage curriculum; checkpoints and resume."""
+"""Training a restorer on the distilled set with the two-stage curriculum; checkpoints and resume;
+one process or several under torchrun (DDP)."""
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from tripled import distributed
 from tripled.distilled import DistilledSet
+from tripled.distributed import World, pick_device
 from tripled.models import build_model
 from tripled.params import ModelParams, TrainParams
 
@@ -56,29 +63,70 @@ def balance_weights(ds: DistilledSet) -> np.ndarray:
     return (w / w.mean()).astype(np.float32)
 
 
-def pick_device(choice: str) -> torch.device:
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def _batch(ds: DistilledSet, idx: np.ndarray, size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    gts, lqs = [], []
+def plan_crops(ds: DistilledSet, idx: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One row per sample: (index, top, left, flip left-right, flip up-down)."""
+    rows = []
     for i in idx:
         h, w = int(ds.manifest["height"].iat[i]), int(ds.manifest["width"].iat[i])
         y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
-        gt, lq = ds.crop(int(i), y, x, size)
-        if rng.random() < 0.5:
-            gt, lq = gt[:, ::-1], lq[:, ::-1]
-        if rng.random() < 0.5:
-            gt, lq = gt[::-1], lq[::-1]
-        gts.append(gt)
-        lqs.append(lq)
+        rows.append((int(i), y, x, rng.random() < 0.5, rng.random() < 0.5))
+    return np.array(rows, np.int64).reshape(-1, 5)
 
-    def stack(images):
-        return torch.from_numpy(np.ascontiguousarray(np.stack(images))).permute(0, 3, 1, 2).float().div(255.0)
 
-    return stack(gts), stack(lqs)
+class CropSet(torch.utils.data.Dataset):
+    """Loader side: reads the crops of a plan (only the chunks they cover when the set is on disk)
+    and returns uint8 NHWC batches; the float conversion happens on the training device."""
+
+    def __init__(self, ds: DistilledSet, size: int):
+        self.ds, self.size = ds, size
+
+    def __getitem__(self, plan: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        gts, lqs = [], []
+        for i, y, x, flip_lr, flip_ud in plan:
+            gt, lq = self.ds.crop(int(i), int(y), int(x), self.size)
+            if flip_lr:
+                gt, lq = gt[:, ::-1], lq[:, ::-1]
+            if flip_ud:
+                gt, lq = gt[::-1], lq[::-1]
+            gts.append(gt)
+            lqs.append(lq)
+        return tuple(torch.from_numpy(np.ascontiguousarray(np.stack(images))) for images in (gts, lqs))
+
+
+class BatchPlanner:
+    """Draws each step's global batch plan (curriculum rows, crops, flips) in the training process,
+    where the running losses live, and yields this rank's contiguous share of it to the loader.
+
+    The loader asks for plans a fixed number of steps ahead (its prefetch depth), so a draw sees
+    the losses of the steps trained so far: deterministic for fixed params. Plans drawn but not yet
+    trained on (`pending`, by step) go into the checkpoint, so a resumed run replays them exactly.
+    """
+
+    def __init__(self, ds: DistilledSet, sampler: CurriculumSampler, size: int, batch: int,
+                 rng: np.random.Generator, start: int, steps: int, world: World, pending: dict[int, np.ndarray]):
+        if batch % world.size:
+            raise ValueError(f"train.batch_size {batch} does not split evenly over {world.size} processes")
+        self.ds, self.sampler, self.size, self.batch, self.rng = ds, sampler, size, batch, rng
+        self.start, self.steps = start, steps
+        self.share = slice(world.rank * batch // world.size, (world.rank + 1) * batch // world.size)
+        self.pending = pending
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for step in range(self.start, self.steps):
+            if step not in self.pending:
+                self.pending[step] = plan_crops(self.ds, self.sampler.draw(step, self.batch, self.rng), self.size,
+                                                self.rng)
+            yield self.pending[step][self.share]
+
+    def __len__(self) -> int:
+        return self.steps - self.start
+
+
+@dataclass
+class StepTimes:
+    """Wall-clock seconds of each training step, and the part spent waiting for its batch."""
+    data: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
@@ -88,13 +136,18 @@ def _save_atomic(obj: dict, path: Path) -> None:
     os.replace(tmp, path)  # a crash mid-write never leaves a checkpoint that reads as complete
 
 
-def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, fingerprint: str
-          ) -> tuple[torch.nn.Module, list[dict]]:
-    """Train for p.steps, resuming from `checkpoint` when it was written for the same fingerprint."""
-    device = pick_device(p.device)
+def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, fingerprint: str,
+          times: StepTimes | None = None) -> tuple[torch.nn.Module, list[dict]]:
+    """Train for p.steps, resuming from `checkpoint` when it was written for the same fingerprint.
+
+    Under torchrun each process trains on its share of every batch with DistributedDataParallel;
+    all draw the same batch plans and see all losses, so their curricula stay in step."""
+    device, world = pick_device(p.device), distributed.current()
     torch.manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)
     model = build_model(mp.arch, **mp.kwargs).to(device)
+    if p.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     # The average of recent weights is the result: steadier than the last step on a tiny set.
     average = torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(p.ema)) if p.ema else None
@@ -104,7 +157,7 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, f
     sampler = CurriculumSampler(m["stage"].to_numpy(), m["weight"].to_numpy(),
                                 int(round(p.stage1_fraction * p.steps)), p.stage2_mix, p.loss_ema)
     size = min(p.crop, int(m["height"].min()), int(m["width"].min()))
-    start, curve, window = 0, [], []
+    start, curve, window, pending = 0, [], [], {}
 
     if checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -118,19 +171,38 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, f
             torch.set_rng_state(state["torch_rng"])
             sampler.running = state["running"].numpy()
             start, curve, window = state["step"], state["curve"], state["window"]
-            print(f"train: resumed from {checkpoint} at step {start}")
+            pending = {int(k): v.numpy() for k, v in state["pending"].items()}
+            if world.main:
+                print(f"train: resumed from {checkpoint} at step {start}")
 
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)  # a DVC output even before the first save
+    if world.main:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)  # a DVC output even before the first save
     weights = balance_weights(ds) if p.balance == "task" else np.ones(len(ds), np.float32)
     task_weight = torch.from_numpy(weights).to(device)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None
+                                  ) if world.size > 1 else model
+    if p.compile:
+        net = torch.compile(net)
+    planner = BatchPlanner(ds, sampler, size, p.batch_size, rng, start, p.steps, world, pending)
+    # batch_size=None: each plan is one batch; workers read crops while the device trains.
+    loader = torch.utils.data.DataLoader(CropSet(ds, size), sampler=planner, batch_size=None,
+                                         num_workers=p.workers, pin_memory=device.type == "cuda",
+                                         prefetch_factor=p.prefetch if p.workers else None)
     model.train()
-    for step in tqdm(range(start, p.steps), desc="train", unit="step", initial=start, total=p.steps):
-        idx = sampler.draw(step, p.batch_size, rng)
-        gt, lq = (t.to(device, non_blocking=True) for t in _batch(ds, idx, size, rng))
+    batches = iter(loader)
+    for step in tqdm(range(start, p.steps), desc="train", unit="step", initial=start, total=p.steps,
+                     disable=not world.main):
+        began = time.perf_counter()
+        gt, lq = next(batches)
+        waited = time.perf_counter() - began
+        idx = planner.pending.pop(step)[:, 0]
+        gt, lq = (t.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div(255.0) for t in (gt, lq))
+        if p.channels_last:
+            gt, lq = (t.contiguous(memory_format=torch.channels_last) for t in (gt, lq))
         with amp:
-            out = model(lq)
-        per_sample = (out.float() - gt).abs().mean((1, 2, 3)) * task_weight[idx]
+            out = net(lq)
+        per_sample = (out.float() - gt).abs().mean((1, 2, 3)) * task_weight[idx[planner.share]]
         loss = per_sample.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -138,17 +210,22 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, f
         sched.step()
         if average is not None:
             average.update_parameters(model)
-        sampler.update(idx, per_sample.detach().cpu().numpy())
-        window.append(loss.item())
+        every = distributed.gather(per_sample.detach())  # the whole batch, rank by rank
+        sampler.update(idx, every.cpu().numpy())
+        window.append(every.mean().item())
         if (step + 1) % p.log_every == 0 or step + 1 == p.steps:
             curve.append(dict(step=step + 1, loss=float(np.mean(window)), lr=sched.get_last_lr()[0],
                               stage=sampler.stage_at(step)))
             window = []
-        if (step + 1) % p.checkpoint_every == 0 and step + 1 < p.steps:
+        if world.main and (step + 1) % p.checkpoint_every == 0 and step + 1 < p.steps:
             _save_atomic(dict(fingerprint=fingerprint, step=step + 1, model=model.state_dict(),
                               average=average.state_dict() if average is not None else {},
                               opt=opt.state_dict(), sched=sched.state_dict(), rng=rng.bit_generator.state,
                               torch_rng=torch.get_rng_state(), running=torch.from_numpy(sampler.running),
+                              pending={str(k): torch.from_numpy(v) for k, v in planner.pending.items()},
                               curve=curve, window=window), checkpoint)
+        if times is not None:
+            times.data.append(waited)
+            times.total.append(time.perf_counter() - began)
     result = average.module if average is not None else model
     return result.eval().cpu(), curve

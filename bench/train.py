@@ -1,0 +1,90 @@
+"""Training throughput: patches/s, the share of step time spent waiting for data, peak memory.
+
+Builds a synthetic distilled set of UHD images (on disk, chunked like the real one), runs the real
+training loop (tripled.train) for warmup + steps steps and prints one JSON line. The model and
+training params come from a params file; the options override them.
+
+    python bench/train.py --params params-uhd.yaml --steps 50          # on a GPU machine
+    python bench/train.py --arch nafnet --crop 64 --batch 4 --images 2  # a quick CPU check
+"""
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from tripled.distilled import DistilledSet, DistilledWriter
+from tripled.distributed import pick_device
+from tripled.models import build_model
+from tripled.params import ModelParams, TrainParams, load_section
+from tripled.train import StepTimes, train
+
+
+def synthetic_set(folder: Path, images: int, height: int, width: int, seed: int = 0) -> DistilledSet:
+    """Smooth colour gradients with texture (they compress like photographs, unlike pure noise), degraded by noise."""
+    rng = np.random.default_rng(seed)
+    writer = DistilledWriter(folder, dict(bench=True))
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    for i in range(images):
+        f = rng.uniform(0.002, 0.02, 3)
+        gt = np.stack([128 + 100 * np.sin(f[c] * (xx + 0.7 * yy) + c) for c in range(3)], -1)
+        gt = np.clip(gt + rng.normal(0, 8, gt.shape), 0, 255).astype(np.uint8)
+        lq = np.clip(gt + rng.normal(0, 25, gt.shape), 0, 255).astype(np.uint8)
+        writer.add(dict(id=f"t{i % 2}/{i}", task=f"t{i % 2}", stage=1 + i % 2, weight=1.0), gt, lq)
+    writer.close()
+    return DistilledSet(folder, memory_limit=0)
+
+
+@click.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="sections 'model' and 'train'.")
+@click.option("--arch", default=None, help="override model.arch (another arch gets its default kwargs).")
+@click.option("--crop", type=int, default=None, help="override train.crop")
+@click.option("--batch", type=int, default=None, help="override train.batch_size")
+@click.option("--workers", type=int, default=None, help="override train.workers")
+@click.option("--steps", type=int, default=30, show_default=True, help="timed steps")
+@click.option("--warmup", type=int, default=5, show_default=True, help="untimed first steps (worker start, compile)")
+@click.option("--images", type=int, default=4, show_default=True, help="images in the synthetic set")
+@click.option("--size", default="2160x3840", show_default=True, help="image height x width")
+def main(params_path, arch, crop, batch, workers, steps, warmup, images, size) -> None:
+    """Time the training loop on a synthetic chunked UHD set read crop by crop from disk."""
+    mp = load_section(ModelParams, "model", params_path)
+    if arch is not None and arch != mp.arch:
+        mp = ModelParams(arch=arch)
+    p = load_section(TrainParams, "train", params_path)
+    overrides = dict(crop=crop, batch_size=batch, workers=workers)
+    p = p.model_copy(update={k: v for k, v in overrides.items() if v is not None}
+                     | dict(steps=warmup + steps, checkpoint_every=warmup + steps, log_every=warmup + steps))
+    p = TrainParams(**p.model_dump())  # validate the overrides
+    height, width = map(int, size.lower().split("x"))
+    device = pick_device(p.device)
+    times = StepTimes()
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = synthetic_set(Path(tmp) / "distilled", images, height, width)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        began = time.perf_counter()
+        train(ds, mp, p, Path(tmp) / "ck.pt", "bench", times=times)
+        wall = time.perf_counter() - began
+    data, total = np.array(times.data[warmup:]), np.array(times.total[warmup:])
+    if device.type == "cuda":
+        peak, peak_kind = torch.cuda.max_memory_allocated() / 2**20, "cuda_allocated"
+    else:
+        peak, peak_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_rss"
+    print(json.dumps(dict(
+        device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        torch_threads=torch.get_num_threads(), arch=mp.arch, kwargs=mp.kwargs,
+        params_m=round(sum(t.numel() for t in build_model(mp.arch, **mp.kwargs).parameters()) / 1e6, 3),
+        image=f"{height}x{width}", source="disk (chunked zarr, crop reads)", crop=p.crop, batch=p.batch_size,
+        workers=p.workers, prefetch=p.prefetch, channels_last=p.channels_last, compile=p.compile,
+        bf16=device.type == "cuda", steps=steps, warmup=warmup,
+        step_ms=round(1000 * total.mean(), 2), patches_per_s=round(p.batch_size * len(total) / total.sum(), 2),
+        data_wait_fraction=round(float(data.sum() / total.sum()), 4),
+        peak_mem_mb=round(peak, 1), peak_mem_kind=peak_kind, wall_s=round(wall, 2))))
+
+
+if __name__ == "__main__":
+    main()
