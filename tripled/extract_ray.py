@@ -16,7 +16,7 @@ import torch
 from tripled.extraction import Batch
 from tripled.features import Backbone, embed_thumbs
 from tripled.params import FeatureParams
-from tripled.thumbs import Spec, default_workers, thumb_batch
+from tripled.thumbs import Rows, Spec, default_workers, thumb_batch
 
 ACTOR_CPUS = 0.5  # a CPU actor leaves most of a core to the read tasks that feed it (else the pipeline stalls)
 
@@ -55,14 +55,14 @@ class _Embedder:
         return {"i": batch["i"], "emb": embed_thumbs(self.backbone, batch["thumbs"][0], self.device)[None]}
 
 
-def embed_ray(batches: list[Batch], backbone: Backbone, p: FeatureParams, device: torch.device,
+def embed_ray(batches: list[Batch], rows: Rows, backbone: Backbone, p: FeatureParams, device: torch.device,
               emit: Callable[[Batch, np.ndarray], None]) -> None:
     if not batches:
         return
     connect(p)
     ray.data.DataContext.get_current().enable_progress_bars = False
-    items = [dict(i=i, path=[s.path for s in b.specs], box=[list(s.box) for s in b.specs],
-                  whole=[s.whole for s in b.specs]) for i, b in enumerate(batches)]
+    items = [dict(i=i, path=rows.path[b.rows].tolist(), box=rows.box[b.rows].tolist(), whole=rows.whole[b.rows].tolist())
+             for i, b in enumerate(batches)]
     gpu = device.type == "cuda"
     actors = p.actors or (int(ray.cluster_resources().get("GPU", 1)) if gpu else 1)
     ds = ray.data.from_items(items).map(_decode, fn_kwargs=dict(size=p.thumb_size))

@@ -26,7 +26,7 @@ from tripled import complexity, features, io, thumbs
 from tripled.features import (Backbone, create_backbone, embed_thumbs, fingerprint, label_sample, load_backbone,
                               train_scratch, write_store)
 from tripled.params import LABELS, FeatureParams
-from tripled.thumbs import DecodePool, Spec, jpeg_bytes, label_job, specs, thumb_batch
+from tripled.thumbs import CHUNK_ROWS, DecodePool, Rows, chunks, index_rows, jpeg_bytes, label_job, thumb_batch
 from tripled.unit_cache import UnitCache, content_keys
 
 LABEL_UNIT_ROWS = 64  # full-resolution decodes are slow: save labels often
@@ -57,15 +57,14 @@ def pick_device(name: str) -> torch.device:
 
 @dataclass(frozen=True)
 class Batch:
-    """A fixed group of rows to embed together: rows [start, start + len(specs)) of cache unit `unit`."""
+    """A fixed group of index rows to embed together: rows [start, start + len(rows)) of cache unit `unit`."""
 
     unit: int
     start: int
-    specs: list[Spec]
+    rows: np.ndarray
 
 
-def plan(keys: np.ndarray, row_specs: list[Spec], cache: UnitCache, unit_rows: int,
-         batch_size: int) -> tuple[list[np.ndarray], list[Batch]]:
+def plan(keys: np.ndarray, cache: UnitCache, unit_rows: int, batch_size: int) -> tuple[list[np.ndarray], list[Batch]]:
     """Units (keys) and batches of the rows not in the cache, in index order, each distinct content once."""
     _, first = np.unique(keys, return_index=True)
     first = np.sort(first)
@@ -74,7 +73,10 @@ def plan(keys: np.ndarray, row_specs: list[Spec], cache: UnitCache, unit_rows: i
     for u, s in enumerate(range(0, len(todo), unit_rows)):
         rows = todo[s:s + unit_rows]
         units.append(keys[rows])
-        batches += [Batch(u, b, [row_specs[i] for i in rows[b:b + batch_size]]) for b in range(0, len(rows), batch_size)]
+        batches += [Batch(u, b, rows[b:b + batch_size]) for b in range(0, len(rows), batch_size)]
+    if batches:  # nothing is left to decode while the last batch is embedded: make it small
+        last = batches.pop()
+        batches += [Batch(last.unit, last.start + b, last.rows[b:b + CHUNK_ROWS]) for b in range(0, len(last.rows), CHUNK_ROWS)]
     return units, batches
 
 
@@ -113,23 +115,40 @@ def _gpu_thumbs(items: list, size: int, device: torch.device) -> torch.Tensor:
     return torch.stack(out)
 
 
-def embed_local(batches: list[Batch], backbone: Backbone, p: FeatureParams, device: torch.device,
+def embed_local(batches: list[Batch], rows: Rows, backbone: Backbone, p: FeatureParams, device: torch.device,
                 pool: DecodePool, emit) -> None:
-    """Workers decode the next batches while this process embeds the current one."""
+    """Workers decode the next batches, in small jobs, while this process embeds the current one."""
     gpu_decode = p.gpu_decode and device.type == "cuda"
-    decoded = pool.imap(jpeg_bytes if gpu_decode else thumb_batch, (b.specs for b in batches), p.thumb_size)
-    for batch, items in zip(batches, decoded):
-        images = _gpu_thumbs(items, p.thumb_size, device) if gpu_decode else items
-        emit(batch, embed_thumbs(backbone, images, device))
+
+    def jobs():
+        for k, batch in enumerate(batches):
+            for job in chunks(rows.specs(batch.rows)):
+                yield k, job
+
+    def embed(k: int, parts: list) -> None:
+        if gpu_decode:
+            images = _gpu_thumbs([item for part in parts for item in part], p.thumb_size, device)
+        else:
+            images = np.concatenate(parts)
+        emit(batches[k], embed_thumbs(backbone, images, device))
+
+    current, parts = 0, []
+    for k, part in pool.imap_tagged(jpeg_bytes if gpu_decode else thumb_batch, jobs(), p.thumb_size):
+        if k != current:
+            embed(current, parts)
+            current, parts = k, []
+        parts.append(part)
+    if parts:
+        embed(current, parts)
 
 
-def cached_labels(keys: np.ndarray, row_specs: list[Spec], p: FeatureParams, cache_dir: Path,
+def cached_labels(keys: np.ndarray, label_rows: Rows, p: FeatureParams, cache_dir: Path,
                   pool: DecodePool) -> tuple[np.ndarray, np.ndarray, int]:
     """Labels and label thumbnails of these rows; only rows whose content is not cached are decoded."""
     cache = UnitCache(cache_dir / f"labels-{_key(p.view, p.thumb_size, code_hash(io, thumbs, complexity))}")
     _, first = np.unique(keys, return_index=True)
     todo = np.sort(first)[~cache.has(keys[np.sort(first)])]
-    results = pool.imap(label_job, (row_specs[i] for i in todo), p.thumb_size)
+    results = pool.imap(label_job, label_rows.specs(todo), p.thumb_size)
     with tqdm(total=len(todo), desc="extract: labels", unit="img") as bar:
         for s in range(0, len(todo), LABEL_UNIT_ROWS):
             rows = todo[s:s + LABEL_UNIT_ROWS]
@@ -171,10 +190,10 @@ class Summary:
 def run_extract(index: pd.DataFrame, p: FeatureParams, out: Path, backbone_out: Path, cache_dir: Path) -> Summary:
     """Labels, backbone (saved to backbone_out) and embeddings of every index row into the store `out`."""
     keys = content_keys(index)
-    row_specs = specs(index, p.view)
+    decode = index_rows(index, p.view)
     with DecodePool(p.workers) as pool:
         rows = label_sample(index, p.label_samples, p.seed)
-        labels, label_thumbs, computed = cached_labels(keys[rows], [row_specs[i] for i in rows], p, cache_dir, pool)
+        labels, label_thumbs, computed = cached_labels(keys[rows], decode.take(rows), p, cache_dir, pool)
         backbone, losses = cached_backbone(p, keys[rows], labels, label_thumbs, cache_dir)
         backbone.save(backbone_out, p.weights)
         if p.engine == "ray":
@@ -187,14 +206,14 @@ def run_extract(index: pd.DataFrame, p: FeatureParams, out: Path, backbone_out: 
         fp = fingerprint(backbone, code_hash(features, io, thumbs), torch.__version__, timm.__version__,
                          PIL.__version__, device.type, p.view, gpu_decode)
         cache = UnitCache(cache_dir / f"emb-{fp}")
-        units, batches = plan(keys, row_specs, cache, p.unit_rows, p.batch_size)
+        units, batches = plan(keys, cache, p.unit_rows, p.batch_size)
         with tqdm(total=sum(map(len, units)), desc=f"extract: embed ({p.engine})", unit="img") as bar:
             collect = UnitCollector(cache, units, bar)
             if p.engine == "ray":
-                embed_ray(batches, backbone, p, device, collect.add)
+                embed_ray(batches, decode, backbone, p, device, collect.add)
             else:
                 backbone.model.to(device)
-                embed_local(batches, backbone, p, device, pool, collect.add)
+                embed_local(batches, decode, backbone, p, device, pool, collect.add)
     cache = UnitCache(cache.folder)
     dim = backbone.model.num_features
 

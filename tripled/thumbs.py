@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 
 from tripled.complexity import complexity_labels
-from tripled.io import crop, read_image_cached, read_thumbnail, resize, row_box, sample_path
+from tripled.io import crop, read_image_cached, read_thumbnail, resize
+
+CHUNK_ROWS = 8  # rows per decode job: an inference batch spreads over all workers
 
 
 @dataclass(frozen=True)
@@ -24,9 +26,37 @@ class Spec:
     whole: bool  # the box is the whole image: a JPEG can then decode reduced
 
 
-def specs(index: pd.DataFrame, view: str) -> list[Spec]:
-    return [Spec(sample_path(r, view), row_box(r), row_box(r) == (0, 0, int(r.width), int(r.height)))
-            for r in index.itertuples()]
+@dataclass(frozen=True)
+class Rows:
+    """The decode inputs of all index rows as arrays: a few bytes per row, Specs made per batch."""
+
+    path: np.ndarray  # object: the index's own strings
+    box: np.ndarray  # N x 4 (x, y, w, h)
+    whole: np.ndarray
+
+    def take(self, rows: np.ndarray) -> "Rows":
+        return Rows(self.path[rows], self.box[rows], self.whole[rows])
+
+    def specs(self, rows: Iterable[int]) -> list[Spec]:
+        return [Spec(self.path[i], tuple(int(v) for v in self.box[i]), bool(self.whole[i])) for i in rows]
+
+
+def index_rows(index: pd.DataFrame, view: str) -> Rows:
+    box = index[["x", "y", "w", "h"]].to_numpy(np.int64)
+    whole = (box[:, 0] == 0) & (box[:, 1] == 0) & (box[:, 2] == index["width"].to_numpy()) & \
+        (box[:, 3] == index["height"].to_numpy())
+    return Rows(index["gt_path" if view == "gt" else "lq_path"].to_numpy(object), box, whole)
+
+
+def chunks(batch: list[Spec], rows: int = CHUNK_ROWS) -> list[list[Spec]]:
+    """Decode jobs of about `rows` rows each (balanced workers), never splitting the tiles of one file."""
+    out: list[list[Spec]] = []
+    for s in batch:
+        if out and (len(out[-1]) < rows or s.path == out[-1][-1].path):
+            out[-1].append(s)
+        else:
+            out.append([s])
+    return out
 
 
 def thumbnail(spec: Spec, size: int) -> np.ndarray:
@@ -74,13 +104,19 @@ class DecodePool:
 
     def imap(self, fn: Callable, items: Iterable, *args) -> Iterator:
         """fn(item, *args) for every item, results in order; at most 2 jobs per worker wait or run."""
+        return (result for _, result in self.imap_tagged(fn, ((None, item) for item in items), *args))
+
+    def imap_tagged(self, fn: Callable, tagged: Iterable[tuple], *args) -> Iterator[tuple]:
+        """(tag, fn(item, *args)) for every (tag, item), in order, as imap."""
         pending: deque = deque()
-        for item in items:
-            pending.append(self._pool.submit(fn, item, *args))
+        for tag, item in tagged:
+            pending.append((tag, self._pool.submit(fn, item, *args)))
             if len(pending) >= 2 * self.workers:
-                yield pending.popleft().result()
+                tag, future = pending.popleft()
+                yield tag, future.result()
         while pending:
-            yield pending.popleft().result()
+            tag, future = pending.popleft()
+            yield tag, future.result()
 
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)
