@@ -26,6 +26,7 @@ from tripled import complexity, features, io, thumbs
 from tripled.features import (Backbone, create_backbone, embed_thumbs, fingerprint, label_sample, load_backbone,
                               train_scratch, write_store)
 from tripled.params import LABELS, FeatureParams
+from tripled.train import pick_device
 from tripled.thumbs import CHUNK_ROWS, DecodePool, Rows, chunks, index_rows, jpeg_bytes, label_job, thumb_batch
 from tripled.unit_cache import UnitCache, content_keys
 
@@ -47,12 +48,6 @@ def _key(*parts: object) -> str:
 def result_params(p: FeatureParams) -> dict:
     """The params that shape the results (not how the work is run)."""
     return {k: v for k, v in p.model_dump().items() if k not in p.RUN_FIELDS}
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("features.device: cuda requested but torch sees no GPU")
-    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
 
 
 @dataclass(frozen=True)
