@@ -128,7 +128,9 @@ def embed_local(batches: list[Batch], rows: Rows, backbone: Backbone, p: Feature
         emit(batches[k], embed_thumbs(backbone, images, device))
 
     current, parts = 0, []
-    for k, part in pool.imap_tagged(jpeg_bytes if gpu_decode else thumb_batch, jobs(), p.thumb_size):
+    # Two batches of jobs ahead: workers keep decoding while this process embeds (and waits for a core).
+    ahead = 2 * -(-p.batch_size // CHUNK_ROWS)
+    for k, part in pool.imap_tagged(jpeg_bytes if gpu_decode else thumb_batch, jobs(), p.thumb_size, ahead=ahead):
         if k != current:
             embed(current, parts)
             current, parts = k, []

@@ -106,12 +106,12 @@ class DecodePool:
         """fn(item, *args) for every item, results in order; at most 2 jobs per worker wait or run."""
         return (result for _, result in self.imap_tagged(fn, ((None, item) for item in items), *args))
 
-    def imap_tagged(self, fn: Callable, tagged: Iterable[tuple], *args) -> Iterator[tuple]:
-        """(tag, fn(item, *args)) for every (tag, item), in order, as imap."""
+    def imap_tagged(self, fn: Callable, tagged: Iterable[tuple], *args, ahead: int = 0) -> Iterator[tuple]:
+        """(tag, fn(item, *args)) for every (tag, item), in order, as imap, with `ahead` more jobs in flight."""
         pending: deque = deque()
         for tag, item in tagged:
             pending.append((tag, self._pool.submit(fn, item, *args)))
-            if len(pending) >= 2 * self.workers:
+            if len(pending) >= 2 * self.workers + ahead:
                 tag, future = pending.popleft()
                 yield tag, future.result()
         while pending:
