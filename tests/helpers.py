@@ -1,6 +1,7 @@
 """Small builders shared by the tests."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -8,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 import yaml
 
 from tripled.distilled import DistilledWriter
+from tripled.io import file_hash
 from tripled.params import FeatureParams
 
 TINY_VIT = FeatureParams(backbone="vit_tiny_patch16_224", thumb_size=32, batch_size=8, label_samples=8,
@@ -97,3 +100,16 @@ def read_curve(metrics_dir: Path) -> pd.DataFrame:
     folder = Path(metrics_dir) / "dvclive/plots/metrics"
     frames = [pd.read_csv(folder / f"{name}.tsv", sep="\t") for name in ("loss", "lr", "stage")]
     return frames[0].merge(frames[1], on="step").merge(frames[2], on="step")
+
+
+def write_image_index(folder: Path, names: list[str], size: int = 48, ext: str = "jpg") -> pd.DataFrame:
+    """An index of whole-image samples (one file per name, content derived from the name), sorted by id."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in names:
+        img = smooth_images(1, size, seed=int(hashlib.sha256(name.encode()).hexdigest()[:8], 16))[0]
+        path = folder / f"{name}.{ext}"
+        Image.fromarray(img).save(path)
+        rows.append(dict(id=name, gt_path=str(path), lq_path=str(path), x=0, y=0, w=size, h=size, width=size,
+                         height=size, hash=file_hash(path)[:16]))
+    return pd.DataFrame(rows).sort_values("id").reset_index(drop=True)

@@ -2,11 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import zarr
-from PIL import Image
 
-from tripled.features import (create_backbone, embed_index, load_backbone, open_store, read_features,
-                              train_scratch)
+from tripled.features import (SHARD_ROWS, IncompleteStoreError, create_backbone, fingerprint, label_sample,
+                              load_backbone, read_features, train_scratch, write_store)
+from tripled.params import LABELS
 from tests.helpers import TINY_VIT, smooth_images
 
 
@@ -34,21 +33,51 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
         create_backbone(TINY_VIT.model_copy(update=dict(weights=str(tmp_path / "nope.pt"))))
 
 
-def test_store_rows_align_with_index(tmp_path):
-    imgs = smooth_images(5, 48)
-    rows = []
-    for i, img in enumerate(imgs):
-        Image.fromarray(img).save(tmp_path / f"{i}.png")
-        rows.append(dict(id=str(i), gt_path=str(tmp_path / f"{i}.png"), lq_path=str(tmp_path / f"{i}.png"),
-                         x=0, y=0, w=48, h=48, width=48, height=48))
-    index = pd.DataFrame(rows)
-    backbone = create_backbone(TINY_VIT)
-    group = open_store(tmp_path / "f.zarr", len(index), backbone.model.num_features, dict(view="gt"))
-    embed_index(backbone, index, group, TINY_VIT.model_copy(update=dict(batch_size=2)))
+def test_store_is_written_by_shards_and_complete_only_at_the_end(tmp_path):
+    calls = []
+
+    def rows(start, stop):
+        calls.append((start, stop))
+        return np.full((stop - start, 4), start, np.float16), np.zeros((stop - start, len(LABELS)), np.float32)
+
+    n = SHARD_ROWS + 5
+    write_store(tmp_path / "f.zarr", n, 4, dict(view="gt"), rows)
+    assert calls == [(0, SHARD_ROWS), (SHARD_ROWS, n)]
     emb, labels, attrs = read_features(tmp_path / "f.zarr")
-    assert emb.shape == (5, 48) and np.isnan(labels).all() and attrs["view"] == "gt"
+    assert emb.shape == (n, 4) and emb[-1, 0] == SHARD_ROWS and attrs["complete"] is True
+
+
+def test_interrupted_store_is_refused(tmp_path):
+    def rows(start, stop):
+        raise KeyboardInterrupt  # killed while writing the first shard
+
+    with pytest.raises(KeyboardInterrupt):
+        write_store(tmp_path / "f.zarr", 10, 4, dict(view="gt"), rows)
+    with pytest.raises(IncompleteStoreError, match="rerun extract"):
+        read_features(tmp_path / "f.zarr")
+
+
+def test_million_row_store_has_at_most_one_file_per_10000_rows(tmp_path):
+    n = 1_000_000
+    write_store(tmp_path / "f.zarr", n, 2, {},
+                lambda a, b: (np.ones((b - a, 2), np.float16), np.ones((b - a, len(LABELS)), np.float32)))
+    files = [f for f in (tmp_path / "f.zarr").rglob("*") if f.is_file()]
+    assert len(files) <= n // 10_000
+
+
+def test_label_sample_keeps_old_rows_when_rows_are_added():
+    old = pd.DataFrame(dict(hash=[f"{i:016x}" for i in range(200)]))
+    grown = pd.DataFrame(dict(hash=[f"{i:016x}" for i in range(0, 210)]))
+    a = set(old["hash"][label_sample(old, 50, 0)])
+    b = set(grown["hash"][label_sample(grown, 50, 0)])
+    assert len(a) == len(b) == 50 and len(a - b) == len(b - a) <= 10
+    assert set(old["hash"][label_sample(old, 50, 1)]) != a
+
+
+def test_fingerprint_follows_weights_and_parts():
+    backbone = create_backbone(TINY_VIT)
+    fp = fingerprint(backbone, "cpu")
+    assert fingerprint(create_backbone(TINY_VIT), "cpu") == fp and fingerprint(backbone, "cuda") != fp
     with torch.no_grad():
-        one = backbone.embed(torch.from_numpy(np.array(Image.fromarray(imgs[3]).resize((32, 32), Image.BICUBIC,
-                             reducing_gap=3.0)))[None].permute(0, 3, 1, 2).float() / 255)
-    assert np.allclose(emb[3], one.numpy()[0], atol=2e-2)
-    assert zarr.open_group(tmp_path / "f.zarr")["embedding"].shards[0] >= 5
+        next(backbone.model.parameters())[0, 0] += 1e-3
+    assert fingerprint(backbone, "cpu") != fp

@@ -68,3 +68,10 @@ def test_rerun_is_noop_and_reruns_only_what_changed(repo: Path) -> None:
     _set_params(repo, {"select": {"ratio": 0.08}})
     assert _ran(_run(["dvc", "repro"], repo)) == {"select", "refine", "train", "evaluate"}
     assert "data and pipelines are up to date" in _run(["dvc", "status"], repo).lower()
+
+
+def test_forced_extract_reuses_its_persistent_cache(repo: Path) -> None:
+    assert (repo / "data/extract_cache").is_dir()  # persist: true, so dvc repro keeps it (resume, new images)
+    log = _run(["dvc", "repro", "-f", "-s", "extract"], repo)
+    assert "(0 embedded now" in log and "(0 computed now)" in log
+    assert "data and pipelines are up to date" in _run(["dvc", "status"], repo).lower()

@@ -1,7 +1,9 @@
 """ViT (timm) features of 128x128 thumbnails and the full-resolution complexity labels, in a zarr store."""
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,11 +15,10 @@ import zarr
 from torch import nn
 from tqdm import tqdm
 
-from tripled.complexity import complexity_labels
-from tripled.io import read_sample, read_thumbnail, resize, row_box, sample_path
+from tripled.io import open_store
 from tripled.params import LABELS, FeatureParams
 
-SHARD_ROWS = 16384  # rows per zarr shard (one file each): 1 M rows -> 62 files
+SHARD_ROWS = 32768  # rows per zarr shard (one file per array): 1 M rows -> 31 files per array
 CHUNK_ROWS = 1024
 
 
@@ -79,27 +80,15 @@ def load_backbone(folder: Path) -> Backbone:
                     tuple(config["mean"]), tuple(config["std"]))
 
 
-def thumbnail(row, view: str, size: int) -> np.ndarray:
-    if row_box(row) == (0, 0, int(row.width), int(row.height)):  # whole image: reduced decoding
-        return read_thumbnail(sample_path(row, view), size)
-    return resize(read_sample(row, view), size)
-
-
 def label_sample(index: pd.DataFrame, n: int, seed: int) -> np.ndarray:
-    """Sorted row numbers of the samples whose full-resolution labels are computed."""
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(len(index), size=min(n, len(index)), replace=False))
+    """Sorted row numbers of the samples whose full-resolution labels are computed.
 
-
-def compute_labels(index: pd.DataFrame, rows: np.ndarray, p: FeatureParams) -> tuple[np.ndarray, np.ndarray]:
-    """Labels (full resolution) and thumbnails of the labelled rows."""
-    labels = np.zeros((len(rows), len(LABELS)), np.float32)
-    thumbs = np.zeros((len(rows), p.thumb_size, p.thumb_size, 3), np.uint8)
-    for k, i in enumerate(tqdm(rows, desc="extract: labels", unit="img")):
-        full = read_sample(index.iloc[i], p.view)
-        labels[k] = complexity_labels(full)
-        thumbs[k] = resize(full, p.thumb_size)
-    return labels, thumbs
+    The n rows whose content hash ranks first under a seeded hash: adding rows to the index keeps the
+    sample, except for new rows that rank in, so labels of old rows come from the cache.
+    """
+    rank = [hashlib.sha256(f"{seed}|{h}".encode()).digest() for h in index["hash"]]
+    order = sorted(range(len(index)), key=lambda i: (rank[i], i))
+    return np.sort(np.array(order[:min(n, len(index))], dtype=np.int64))
 
 
 def _batch(thumbs: np.ndarray) -> torch.Tensor:
@@ -131,7 +120,28 @@ def train_scratch(backbone: Backbone, thumbs: np.ndarray, labels: np.ndarray, p:
     return losses
 
 
-def open_store(path: Path, n: int, dim: int, attrs: dict) -> zarr.Group:
+def fingerprint(backbone: Backbone, *parts: object) -> str:
+    """Identity of what the backbone computes: its config and weights, plus `parts` (code, device...)."""
+    h = hashlib.sha256(json.dumps(dict(name=backbone.name, kwargs=backbone.kwargs, size=backbone.size,
+                                       mean=backbone.mean, std=backbone.std), sort_keys=True).encode())
+    for name, value in sorted(backbone.model.state_dict().items()):
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    for part in parts:
+        h.update(repr(part).encode())
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def embed_thumbs(backbone: Backbone, thumbs: np.ndarray | torch.Tensor, device: torch.device) -> np.ndarray:
+    """float16 embeddings of a BxHxWx3 uint8 batch; bf16 autocast on CUDA."""
+    x = torch.as_tensor(thumbs).to(device).permute(0, 3, 1, 2).float().div(255.0)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        out = backbone.embed(x)
+    return out.float().cpu().numpy().astype(np.float16)
+
+
+def create_store(path: Path, n: int, dim: int, attrs: dict) -> zarr.Group:
     group = zarr.open_group(path, mode="w")
     chunk = (min(CHUNK_ROWS, max(n, 1)),)
     shard = (min(SHARD_ROWS, -(-max(n, 1) // chunk[0]) * chunk[0]),)  # a whole number of chunks
@@ -143,23 +153,28 @@ def open_store(path: Path, n: int, dim: int, attrs: dict) -> zarr.Group:
     return group
 
 
-@torch.no_grad()
-def embed_index(backbone: Backbone, index: pd.DataFrame, group: zarr.Group, p: FeatureParams) -> None:
-    """Embed every row, writing whole shards so that the store never holds a partly written shard."""
-    emb = group["embedding"]
+def write_store(path: Path, n: int, dim: int, attrs: dict,
+                rows: Callable[[int, int], tuple[np.ndarray, np.ndarray]]) -> None:
+    """The store, one whole shard at a time from rows(start, stop) -> (embeddings, labels), marked complete last.
+
+    Peak memory is one shard, whatever n; a store without `complete` (an interrupted write) is refused by
+    read_features.
+    """
+    group = create_store(path, n, dim, {k: v for k, v in attrs.items() if k != "complete"})
+    emb, labels = group["embedding"], group["labels"]
     shard = emb.shards[0]
-    with tqdm(total=len(index), desc="extract: embed", unit="img") as bar:
-        for start in range(0, len(index), shard):
-            stop = min(start + shard, len(index))
-            out = np.zeros((stop - start, emb.shape[1]), np.float16)
-            for b in range(start, stop, p.batch_size):
-                rows = index.iloc[b:min(b + p.batch_size, stop)]
-                thumbs = np.stack([thumbnail(r, p.view, p.thumb_size) for r in rows.itertuples()])
-                out[b - start:b - start + len(rows)] = backbone.embed(_batch(thumbs)).float().numpy()
-                bar.update(len(rows))
-            emb[start:stop] = out
+    for start in range(0, n, shard):
+        stop = min(start + shard, n)
+        emb[start:stop], labels[start:stop] = rows(start, stop)
+    group.attrs["complete"] = True
+
+
+class IncompleteStoreError(RuntimeError):
+    """A feature store whose writing was interrupted."""
 
 
 def read_features(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    group = zarr.open_group(path, mode="r")
+    group = open_store(path)
+    if group.attrs.get("complete") is not True:
+        raise IncompleteStoreError(f"{path}: incomplete feature store (extract was interrupted); rerun extract")
     return group["embedding"][:].astype(np.float32), group["labels"][:], dict(group.attrs)

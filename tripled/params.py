@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import click
 import yaml
@@ -58,6 +58,15 @@ class FeatureParams(_Section):
     scratch_steps: int = Field(100, ge=0)
     scratch_lr: float = Field(5e-4, gt=0)
     seed: int = 0
+    # How extraction runs; the results do not depend on these (except device: bf16 on CUDA).
+    engine: Literal["local", "ray"] = Field("local", description="local processes, or Ray Data (RAY_ADDRESS)")
+    workers: int = Field(0, ge=0, description="decoding processes of the local engine; 0 = all cores")
+    actors: int = Field(0, ge=0, description="Ray embedding actors; 0 = one per GPU, or 1 without GPUs")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    gpu_decode: bool = Field(False, description="decode whole JPEGs on the GPU (torchvision) when on CUDA")
+    unit_rows: int = Field(4096, ge=1, description="rows per cache unit: the work a killed run can lose")
+
+    RUN_FIELDS: ClassVar[tuple[str, ...]] = ("engine", "workers", "actors", "device", "unit_rows")
 
 
 LABELS = ("global_entropy", "local_entropy", "gradient")
