@@ -23,10 +23,10 @@ from torch import nn
 from tqdm import tqdm
 
 from tripled import complexity, features, io, thumbs
+from tripled.distributed import pick_device
 from tripled.features import (Backbone, create_backbone, embed_thumbs, fingerprint, label_sample, load_backbone,
                               train_scratch, write_store)
 from tripled.params import LABELS, FeatureParams
-from tripled.train import pick_device
 from tripled.thumbs import CHUNK_ROWS, DecodePool, Rows, chunks, index_rows, jpeg_bytes, label_job, thumb_batch
 from tripled.unit_cache import UnitCache, content_keys
 
