@@ -5,9 +5,10 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from tripled.evaluate import complexity_histogram, evaluate, summarise
 from tripled.distributed import pick_device
-from tripled.params import EvalParams, load_section
+from tripled.evaluate import complexity_histogram, evaluate, summarise
+from tripled.io import read_index
+from tripled.params import DataParams, EvalParams, load_section
 from tripled.restore import load_restorer
 
 
@@ -18,12 +19,12 @@ from tripled.restore import load_restorer
 @click.option("--model", "model_path", default="models/restorer.pt", show_default=True, type=click.Path(path_type=Path))
 @click.option("--metrics", "metrics_dir", default="metrics", show_default=True, type=click.Path(path_type=Path))
 @click.option("--plots", "plots_dir", default="plots", show_default=True, type=click.Path(path_type=Path))
-@click.option("--params", "params_path", default="params.yaml", show_default=True, help="params file (section 'evaluate').")
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="params file (sections 'evaluate', 'data').")
 def main(index_path, scores_path, subset_path, model_path, metrics_dir, plots_dir, params_path) -> None:
     """Score the restorer and the degraded input against the clean images of the test split."""
     ep = load_section(EvalParams, "evaluate", params_path)
     model = load_restorer(model_path)
-    index = pd.read_parquet(index_path)
+    index = read_index(index_path, load_section(DataParams, "data", params_path).roots())
     per_sample = evaluate(model.eval(), index[index["split"] == "test"], ep.tile, ep.overlap, pick_device(ep.device))
     result = summarise(per_sample)
     metrics_dir.mkdir(parents=True, exist_ok=True)

@@ -3,14 +3,14 @@ from pathlib import Path
 
 import click
 import numpy as np
-import pandas as pd
 
 from tripled.extraction import run_extract
-from tripled.params import FeatureParams, load_section
+from tripled.io import read_index
+from tripled.params import DataParams, FeatureParams, load_section
 
 
 @click.command()
-@click.option("--params", "params_path", default="params.yaml", show_default=True, help="params file (section 'features').")
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="params file (sections 'features', 'data').")
 @click.option("--index", "index_path", default="data/index.parquet", show_default=True, type=click.Path(path_type=Path))
 @click.option("--out", default="data/features.zarr", show_default=True, type=click.Path(path_type=Path))
 @click.option("--backbone-out", default="models/vit", show_default=True, type=click.Path(path_type=Path),
@@ -20,7 +20,8 @@ from tripled.params import FeatureParams, load_section
 def main(params_path: str, index_path: Path, out: Path, backbone_out: Path, cache_dir: Path) -> None:
     """Embed every sample's 128x128 thumbnail with a timm ViT; label a sample at full resolution."""
     p = load_section(FeatureParams, "features", params_path)
-    s = run_extract(pd.read_parquet(index_path), p, out, backbone_out, cache_dir)
+    index = read_index(index_path, load_section(DataParams, "data", params_path).roots())
+    s = run_extract(index, p, out, backbone_out, cache_dir)
     if s.losses:
         click.echo(f"extract: scratch ViT loss {np.mean(s.losses[:10]):.3f} -> {np.mean(s.losses[-10:]):.3f}")
     click.echo(f"extract: {s.rows} embeddings of dim {s.dim} ({s.embedded} embedded now, the rest cached), "

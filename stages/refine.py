@@ -8,14 +8,14 @@ import pandas as pd
 from tripled.card import build_card, write_card
 from tripled.distilled import DistilledWriter
 from tripled.features import load_backbone, read_features
-from tripled.io import file_hash, read_sample
-from tripled.params import RefineParams, SelectParams, load_section
+from tripled.io import file_hash, read_index, read_sample
+from tripled.params import DataParams, RefineParams, SelectParams, load_section
 from tripled.projection import embed_images, projection_table
 from tripled.refine import refine
 
 
 @click.command()
-@click.option("--params", "params_path", default="params.yaml", show_default=True, help="params file (section 'refine').")
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="params file (sections 'refine', 'data').")
 @click.option("--index", "index_path", default="data/index.parquet", show_default=True, type=click.Path(path_type=Path))
 @click.option("--subset", "subset_path", default="data/subset.parquet", show_default=True, type=click.Path(path_type=Path))
 @click.option("--features", "features_path", default="data/features.zarr", show_default=True, type=click.Path(path_type=Path))
@@ -27,7 +27,7 @@ from tripled.refine import refine
 def main(params_path, index_path, subset_path, features_path, backbone_path, out, metrics_path, plot_path) -> None:
     """Fine-tune the selected pairs with a lightweight CNN (or copy them when refine.enabled is false)."""
     p = load_section(RefineParams, "refine", params_path)
-    index = pd.read_parquet(index_path)
+    index = read_index(index_path, load_section(DataParams, "data", params_path).roots())
     rows = pd.read_parquet(subset_path).merge(index, on="id", how="left", validate="one_to_one")
     if rows["task"].isna().any():
         raise click.ClickException("subset ids missing from the index; rerun select")

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from stages.evaluate import main as evaluate_main
 from tripled.distilled import DistilledSet
 from tripled.features import load_backbone
-from tripled.io import StoreError, open_store
+from tripled.io import LayoutError, StoreError, open_store, read_index
 from tripled.models import build_model
 from tripled.params import ModelParams, TrainParams
 from tripled.train import train
@@ -189,3 +189,32 @@ def test_arrays_must_match_the_manifest(tmp_path, change):
     _edit(_array_meta(folder), change)
     with pytest.raises(StoreError, match="000000/gt is not a 32x32x3 uint8 image"):
         DistilledSet(folder)
+
+
+def _index(tmp_path, gt_path: str) -> Path:
+    path = tmp_path / "index.parquet"
+    pd.DataFrame(dict(id=["a"], gt_path=[gt_path], lq_path=[str(tmp_path / "data/a_lq.png")])).to_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("gt", ["data/a.png", "data/sub/../a.png"])
+def test_index_inside_the_data_folders_is_read(tmp_path, gt):
+    index = read_index(_index(tmp_path, str(tmp_path / gt)), [tmp_path / "data"])
+    assert len(index) == 1
+
+
+@pytest.mark.parametrize("gt", ["/etc/passwd", "data/../../secret.png", "elsewhere/a.png"])
+def test_index_pointing_outside_the_data_folders_is_refused(tmp_path, gt):
+    with pytest.raises(LayoutError, match="outside the data folders"):
+        read_index(_index(tmp_path, gt if gt.startswith("/") else str(tmp_path / gt)), [tmp_path / "data"])
+
+
+def test_evaluate_stage_refuses_an_index_pointing_outside(tmp_path):
+    model = tmp_path / "restorer.pt"
+    torch.save(build_model("nafnet", width=8).state_dict(), model)
+    model.with_suffix(".json").write_text(json.dumps(dict(arch="nafnet", kwargs=dict(width=8))))
+    params = tmp_path / "params.yaml"
+    params.write_text(f"data: {{root: {tmp_path / 'data'}}}\n")
+    result = CliRunner().invoke(evaluate_main, ["--model", str(model), "--params", str(params),
+                                                "--index", str(_index(tmp_path, "/etc/passwd"))])
+    assert result.exit_code == 1 and "outside the data folders" in result.output

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import click
 import numpy as np
+import pandas as pd
 import zarr
 from PIL import Image, ImageFile, ImageOps
 
@@ -25,8 +27,10 @@ class ImageError(ValueError):
         self.path, self.reason = str(path), reason
 
 
-class LayoutError(ValueError):
-    """The dataset folder does not have the layout that params say."""
+class LayoutError(click.ClickException, ValueError):
+    """The dataset folder does not have the layout that params say, or an index points elsewhere.
+
+    A ClickException, so that a stage prints the message alone and exits with status 1."""
 
 
 class StoreError(ValueError):
@@ -143,6 +147,18 @@ def row_box(row) -> tuple[int, int, int, int]:
 def sample_path(row, side: str) -> str:
     """The 'gt' or 'lq' file of an index row."""
     return row.gt_path if side == "gt" else row.lq_path
+
+
+def read_index(path: Path | str, roots: list[Path]) -> pd.DataFrame:
+    """The sample index, refused if (perhaps pulled from a remote) any image path leads outside
+    `roots`: the dataset and the prepared folder are all a stage may read."""
+    index = pd.read_parquet(path)
+    for col in ("gt_path", "lq_path"):
+        for p in index[col].unique():
+            if not any(inside(Path(p), root) for root in roots):
+                raise LayoutError(f"{path}: image path {p!r} ({col}) is outside the data folders "
+                                  f"{[str(r) for r in roots]}; rerun prepare instead of using this index")
+    return index
 
 
 def read_sample(row, side: str) -> np.ndarray:

@@ -40,6 +40,10 @@ class DataParams(_Section):
             raise ValueError(f"degradation task names must be unique, got {tasks}")
         return v
 
+    def roots(self, prepared: Path = Path("data/prepared")) -> list[Path]:
+        """The folders index paths may lead into: what prepare wrote, and the dataset itself."""
+        return [prepared] if self.root == "demo" else [prepared, Path(self.root)]
+
     @model_validator(mode="after")
     def _clean_needs_degradations(self) -> "DataParams":
         if (self.root == "demo" or self.layout == "clean") and not self.degradations:
