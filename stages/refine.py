@@ -9,7 +9,9 @@ from tripled.distilled import DistilledWriter
 from tripled.features import load_backbone, read_features
 from tripled.io import file_hash, read_sample
 from tripled.params import RefineParams, load_section
-from tripled.refine import refine
+from tripled.refine import projection, refine
+
+PROJECTION_ROWS = 2000  # points of the full set drawn in the projection plot
 
 
 @click.command()
@@ -20,7 +22,9 @@ from tripled.refine import refine
 @click.option("--backbone", "backbone_path", default="models/vit", show_default=True, type=click.Path(path_type=Path))
 @click.option("--out", default="data/distilled", show_default=True, type=click.Path(path_type=Path))
 @click.option("--metrics", "metrics_path", default="metrics/refine.json", show_default=True, type=click.Path(path_type=Path))
-def main(params_path, index_path, subset_path, features_path, backbone_path, out, metrics_path) -> None:
+@click.option("--plots", "plots_dir", default="plots/projection", show_default=True, type=click.Path(path_type=Path),
+              help="2-D projection of the features: full.csv, selected.csv, refined.csv.")
+def main(params_path, index_path, subset_path, features_path, backbone_path, out, metrics_path, plots_dir) -> None:
     """Fine-tune the selected pairs with a lightweight CNN (or copy them when refine.enabled is false)."""
     p = load_section(RefineParams, "refine", params_path)
     index = pd.read_parquet(index_path)
@@ -31,7 +35,7 @@ def main(params_path, index_path, subset_path, features_path, backbone_path, out
     emb, _, attrs = read_features(features_path)
     full = emb[(index["split"] == "train").to_numpy()]
     steps = p.steps if p.enabled else 0
-    refined, report = refine(pairs, attrs["view"], load_backbone(backbone_path), full, p.model_copy(update=dict(steps=steps)))
+    refined, report, feats = refine(pairs, attrs["view"], load_backbone(backbone_path), full, p.model_copy(update=dict(steps=steps)))
     report["enabled"] = p.enabled
     writer = DistilledWriter(out, dict(refine=p.model_dump(), report=report, subset_hash=file_hash(subset_path),
                                        index_hash=file_hash(index_path)))
@@ -40,6 +44,9 @@ def main(params_path, index_path, subset_path, features_path, backbone_path, out
     writer.close()
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(report, indent=2) + "\n")
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    for name, frame in projection(full, feats, PROJECTION_ROWS, p.seed).items():
+        frame.to_csv(plots_dir / f"{name}.csv", index=False)
     click.echo(f"refine: {len(rows)} pairs, {p.distance} distance {report['before']:.4f} -> {report['after']:.4f}, "
                f"clean images {report['gt_psnr_vs_original']:.1f} dB from the originals")
 

@@ -13,15 +13,24 @@ METRICS = ("psnr_input", "psnr", "ssim_input", "ssim")
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, test: pd.DataFrame) -> pd.DataFrame:
+def evaluate(model: torch.nn.Module, test: pd.DataFrame, progress: bool = True) -> pd.DataFrame:
     """Per-sample squared error and SSIM of the restored output and of the degraded input."""
     rows = []
-    for r in tqdm(test.itertuples(), total=len(test), desc="evaluate", unit="img"):
+    for r in tqdm(test.itertuples(), total=len(test), desc="evaluate", unit="img", disable=not progress):
         gt, lq = to_tensor(read_sample(r, "gt")), to_tensor(read_sample(r, "lq"))
         out = model(lq).clamp(0, 1)
         rows.append(dict(id=r.id, task=r.task, source=r.source, mse_input=mse(lq, gt).item(), mse=mse(out, gt).item(),
                          ssim_input=ssim(lq, gt).item(), ssim=ssim(out, gt).item()))
     return pd.DataFrame(rows)
+
+
+def held_out(index: pd.DataFrame, per_task: int, seed: int) -> pd.DataFrame:
+    """Up to `per_task` test rows of every task, drawn at random for `seed`: a quick validation set."""
+    test = index[index["split"] == "test"]
+    if test.empty:
+        raise ValueError("no test rows for the PSNR curve: data.test_fraction is 0")
+    parts = [g.sample(n=min(per_task, len(g)), random_state=seed) for _, g in test.groupby("task")]
+    return pd.concat(parts).sort_values("id", kind="stable")
 
 
 def summarise(per_sample: pd.DataFrame) -> dict:

@@ -3,6 +3,7 @@ matches the full set's, while an L2 term keeps them close to the originals."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -65,8 +66,9 @@ def _features(backbone: Backbone, images: list[torch.Tensor]) -> torch.Tensor:
 
 
 def refine(pairs: list[tuple[np.ndarray, np.ndarray]], view: str, backbone: Backbone, full: np.ndarray,
-           p: RefineParams) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
-    """Refined (gt, lq) pairs and a report of the feature distances before and after.
+           p: RefineParams) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict, dict[str, np.ndarray]]:
+    """Refined (gt, lq) pairs, a report of the feature distances before and after, and the subset's
+    features before and after (for the projection plot).
 
     The same network, with the same weights, is applied to the clean and the degraded image of each
     pair, so the pair stays consistent; the ViT sees the `view` side, as it did in extract.
@@ -82,12 +84,12 @@ def refine(pairs: list[tuple[np.ndarray, np.ndarray]], view: str, backbone: Back
     opt = torch.optim.Adam(net.parameters(), lr=p.lr)
 
     @torch.no_grad()
-    def distances() -> dict:
+    def distances() -> tuple[dict, torch.Tensor]:
         feats = torch.cat([_features(backbone, [net(x) for x in views[i:i + p.batch_size]])
                            for i in range(0, len(views), p.batch_size)])
-        return dict(kl=dist.kl(feats).item(), mmd=dist.mmd(feats).item())
+        return dict(kl=dist.kl(feats).item(), mmd=dist.mmd(feats).item()), feats
 
-    before = distances()
+    before, feats_before = distances()
     losses = []
     for _ in tqdm(range(p.steps), desc="refine", unit="step"):
         idx = np.sort(rng.choice(len(pairs), size=min(p.batch_size, len(pairs)), replace=False))
@@ -101,7 +103,8 @@ def refine(pairs: list[tuple[np.ndarray, np.ndarray]], view: str, backbone: Back
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    after = distances()
+    # without steps the net is still the identity: skip a second pass of the ViT over the subset
+    after, feats_after = distances() if p.steps else (before, feats_before)
 
     out = []
     with torch.no_grad():
@@ -113,4 +116,20 @@ def refine(pairs: list[tuple[np.ndarray, np.ndarray]], view: str, backbone: Back
                   before=before[p.distance], after=after[p.distance],
                   gt_psnr_vs_original=float(np.mean(np.minimum(change, 100.0))),
                   final_loss=losses[-1] if losses else None)
-    return out, report
+    return out, report, dict(selected=feats_before.numpy(), refined=feats_after.numpy())
+
+
+def projection(full: np.ndarray, subset: dict[str, np.ndarray], max_rows: int, seed: int) -> dict[str, pd.DataFrame]:
+    """2-D PCA of the full set's features (fitted on it; at most `max_rows` of it drawn for the plot)
+    with the subset's features projected into the same plane: one x, y frame per set."""
+    full = np.asarray(full, np.float64)
+    mu = full.mean(0)
+    axes = np.linalg.svd(full - mu, full_matrices=False)[2][:2].T
+    axes *= np.sign(axes[np.abs(axes).argmax(0), [0, 1]])  # fixed sign: the same plot for the same data
+    rows = np.random.default_rng(seed).permutation(len(full))[:max_rows]
+
+    def frame(x: np.ndarray) -> pd.DataFrame:
+        xy = (np.asarray(x, np.float64) - mu) @ axes
+        return pd.DataFrame(dict(x=xy[:, 0].round(5), y=xy[:, 1].round(5)))
+
+    return dict(full=frame(full[np.sort(rows)]), **{name: frame(x) for name, x in subset.items()})
