@@ -208,7 +208,7 @@ def main(data_root, layout, ratio, methods, steps, seeds, out_dir, eval_every, e
             raise click.BadParameter(f"expected section.key=value, got {item!r}", param_hint="--set")
         base[key] = yaml.safe_load(value)
     out_dir.mkdir(parents=True, exist_ok=True)
-    project = out_dir / "project"
+    project = (out_dir / "project").resolve()
     make_project(project, base)
     command = "python bench/quality.py " + " ".join(sys.argv[1:])
     started = time.perf_counter()
