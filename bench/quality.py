@@ -42,6 +42,7 @@ VARIANTS: dict[str, dict] = {
        for m in ("random", "entropy_topk", "gradient_topk", "kcenter", "herding", "loss", "full")},
 }
 STOCHASTIC_SELECTION = ("random", "kcenter")  # methods whose subset depends on select.seed
+LOSS_WARMUP_STEPS = 200
 
 
 def _run(cmd: list[str], cwd: Path) -> str:
@@ -202,6 +203,8 @@ def main(data_root, layout, ratio, methods, steps, seeds, out_dir, eval_every, e
     if eval_every:
         base["train.eval_every"] = eval_every
         base["train.log_every"] = math.gcd(eval_every, 10)
+    if "loss" in names:
+        base["score.loss_steps"] = LOSS_WARMUP_STEPS  # the loss baseline needs the warm-up loss (--set overrides)
     for item in extra:
         key, _, value = item.partition("=")
         if "." not in key or not _:

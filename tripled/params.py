@@ -63,7 +63,7 @@ class ScoreParams(_Section):
     heads: int = Field(8, ge=2)
     alpha: float = Field(1.0, gt=0, description="ridge regularisation of each head")
     clusters: int = Field(8, ge=1)
-    loss_steps: int = Field(200, ge=0, description="warm-up training steps for the per-sample loss (EL2N-style); 0 = off")
+    loss_steps: int = Field(0, ge=0, description="warm-up training steps for the per-sample loss (EL2N-style); 0 = off")
     loss_warmup: float = Field(0.1, gt=0, le=1, description="share of the training samples the warm-up trains on")
     seed: int = 0
 
