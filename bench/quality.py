@@ -27,7 +27,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["stages", "tripled", "dvc.yaml", "params.yaml", "setup.cfg", "pyproject.toml", ".dvc/config",
-                 ".dvcignore"]
+                 ".dvc/.gitignore", ".dvcignore", "data/.gitignore", "models/.gitignore"]
 
 BASELINE = {"refine.enabled": False, "train.curriculum": False}  # a naive subset: no refine, no curriculum
 TRIPLED = {"select.method": "tripled", "refine.enabled": True, "train.curriculum": True}
@@ -61,6 +61,8 @@ def _set(params: dict, dotted: str, value) -> None:
 def make_project(folder: Path, base: dict[str, object]) -> None:
     """Copy the project's code into `folder` (a git repo) with `base` params; commit when anything changed."""
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in ("rwlock", "rwlock.lock", "lock"):  # left by an interrupted run of this bench
+        (folder / ".dvc" / "tmp" / stale).unlink(missing_ok=True)
     for name in PROJECT_FILES:
         src, dst = ROOT / name, folder / name
         if src.is_dir():
