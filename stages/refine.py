@@ -10,7 +10,7 @@ from tripled.distilled import DistilledWriter
 from tripled.features import load_backbone, read_features
 from tripled.io import file_hash, read_index, read_sample
 from tripled.params import DataParams, RefineParams, SelectParams, load_section
-from tripled.projection import embed_images, projection_table
+from tripled.projection import projection_table
 from tripled.refine import refine
 
 
@@ -35,7 +35,7 @@ def main(params_path, index_path, subset_path, features_path, backbone_path, out
     emb, _, attrs = read_features(features_path)
     full = emb[(index["split"] == "train").to_numpy()]
     steps = p.steps if p.enabled else 0
-    refined, report = refine(pairs, attrs["view"], load_backbone(backbone_path), full, p.model_copy(update=dict(steps=steps)))
+    refined, report, feats = refine(pairs, attrs["view"], load_backbone(backbone_path), full, p.model_copy(update=dict(steps=steps)))
     report["enabled"] = p.enabled
     writer = DistilledWriter(out, dict(refine=p.model_dump(), report=report, subset_hash=file_hash(subset_path),
                                        index_hash=file_hash(index_path)))
@@ -45,11 +45,8 @@ def main(params_path, index_path, subset_path, features_path, backbone_path, out
     write_card(out, build_card(out, manifest, index_hash=file_hash(index_path), subset_hash=file_hash(subset_path),
                                train_samples=len(full), selection=load_section(SelectParams, "select", params_path).model_dump(),
                                refine=p.model_dump(), report=report, features=attrs))
-    side = 0 if attrs["view"] == "gt" else 1
-    refined_feats = embed_images(load_backbone(backbone_path), [pair[side] for pair in refined], p.batch_size)
-    selected_feats = emb[pd.Index(index["id"]).get_indexer(rows["id"])]
     plot_path.parent.mkdir(parents=True, exist_ok=True)
-    projection_table(full, selected_feats, refined_feats).to_csv(plot_path, index=False)
+    projection_table(full, feats["selected"], feats["refined"], seed=p.seed).to_csv(plot_path, index=False)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(report, indent=2) + "\n")
     click.echo(f"refine: {len(rows)} pairs, {p.distance} distance {report['before']:.4f} -> {report['after']:.4f}, "

@@ -50,7 +50,7 @@ PROJECT_FILES = ["stages", "tripled", "dvc.yaml", "params.yaml", "setup.cfg", "p
 TINY = {
     "data": {"degradations": [{"type": "noise", "sigma": 25}, {"type": "rain"}], "tile": 64},
     "features": {"model_kwargs": {"depth": 2}, "label_samples": 60, "scratch_steps": 5, "batch_size": 32},
-    "score": {"clusters": 4, "heads": 4},
+    "score": {"clusters": 4, "heads": 4, "loss_steps": 5},
     "select": {"ratio": 0.05},
     "refine": {"steps": 3},
     "model": {"kwargs": {"width": 8, "enc_blk_nums": [1, 1], "dec_blk_nums": [1, 1], "middle_blk_num": 1}},

@@ -20,9 +20,10 @@ def test_zero_steps_is_the_identity():
     backbone = create_backbone(TINY_VIT)
     pairs = _pairs(smooth_images(4, 32))
     full = np.random.default_rng(0).normal(size=(50, backbone.model.num_features)).astype(np.float32)
-    out, report = refine(pairs, "gt", backbone, full, RefineParams(steps=0))
+    out, report, feats = refine(pairs, "gt", backbone, full, RefineParams(steps=0))
     assert all(np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(out, pairs))
     assert report["before"] == report["after"]
+    np.testing.assert_array_equal(feats["selected"], feats["refined"])  # refine off: nothing moves
 
 
 def test_distance_drops_on_a_toy_set():
@@ -33,8 +34,12 @@ def test_distance_drops_on_a_toy_set():
     subset = (smooth_images(8, 32, seed=2) * 0.4).astype(np.uint8)  # darker than the full set
     for distance in ("kl", "mmd"):
         p = RefineParams(steps=40, lr=5e-3, distance=distance, fidelity=0.1, width=8, blocks=1)
-        out, report = refine(_pairs(subset), "gt", backbone, full, p)
+        out, report, feats = refine(_pairs(subset), "gt", backbone, full, p)
         assert report["after"] < 0.8 * report["before"], report
+        assert feats["refined"].shape == (8, backbone.model.num_features)
+        # the refined subset moved towards the full set's mean in feature space
+        gap = {k: np.linalg.norm(v.mean(0) - full.mean(0)) for k, v in feats.items()}
+        assert gap["refined"] < gap["selected"]
         assert not np.array_equal(out[0][0], subset[0])
 
 
@@ -43,3 +48,4 @@ def test_kl_of_the_full_set_to_itself_is_near_zero():
     d = FeatureDistance(full, 0)
     assert d.kl(torch.from_numpy(full)).item() < 1e-3
     assert d.kl(torch.from_numpy(full[:, ::-1] * 3).contiguous()).item() > 0.5
+

@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 
 from tripled.params import SelectParams
-from tripled.selection import (METHODS, SUBSET_COLUMNS, apportion, assign_stages, budget, difficulty,
-                               select)
+from tripled.selection import (FEATURE_METHODS, METHODS, SUBSET_COLUMNS, apportion, assign_stages, budget,
+                               difficulty, select)
 
-N_CLUSTERS, N_SOURCES = 6, 40
+N_CLUSTERS, N_SOURCES, DIM = 6, 40, 8
 
 
 def make_scores(task_sizes=(400, 400, 400), seed=0, test_fraction=0.2) -> pd.DataFrame:
@@ -25,14 +25,29 @@ def make_scores(task_sizes=(400, 400, 400), seed=0, test_fraction=0.2) -> pd.Dat
             split=np.where(rng.random(n) < test_fraction, "test", "train"), label=label.astype(np.float32),
             complexity=complexity.astype(np.float32),
             uncertainty=np.abs(rng.normal(size=n)).astype(np.float32),
+            gradient=(0.5 * complexity + rng.normal(size=n)).astype(np.float32),
+            loss=((t + 1) * np.exp(0.3 * rng.normal(size=n))).astype(np.float32),  # tasks differ in scale
             cluster=rng.integers(0, N_CLUSTERS, n).astype(np.int32))))
     # shuffle rows so tasks are interleaved, as nothing should depend on the order
     return pd.concat(frames).sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
 
+def make_features(scores: pd.DataFrame, seed=0) -> np.ndarray:
+    """Features aligned to the rows of `scores`: a few blobs of very unequal size."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(5, DIM)) * 4
+    blob = rng.choice(5, size=len(scores), p=[0.6, 0.2, 0.1, 0.07, 0.03])
+    return (centres[blob] + rng.normal(size=(len(scores), DIM))).astype(np.float32)
+
+
 @pytest.fixture(scope="module")
 def scores():
     return make_scores()
+
+
+@pytest.fixture(scope="module")
+def emb(scores):
+    return make_features(scores)
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +113,9 @@ def test_apportion_random_cases():
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 @pytest.mark.parametrize("ratio", [0.05, 0.2])
-def test_select_contract(scores, train, method, ratio):
+def test_select_contract(scores, emb, train, method, ratio):
     p = SelectParams(method=method, ratio=ratio, seed=1)
-    out = select(scores, p)
+    out = select(scores, p, emb)
     assert list(out.columns) == SUBSET_COLUMNS
     expected = len(train) if method == "full" else budget(len(train), ratio)
     assert len(out) == expected
@@ -113,12 +128,12 @@ def test_select_contract(scores, train, method, ratio):
     assert (out["weight"] > 0).all()
     assert out["id"].is_monotonic_increasing
     # deterministic for a fixed seed
-    pd.testing.assert_frame_equal(out, select(scores, p))
+    pd.testing.assert_frame_equal(out, select(scores, p, emb))
 
 
 @pytest.mark.parametrize("method", sorted(m for m in METHODS if m != "full"))
-def test_select_absolute_count(scores, method):
-    out = select(scores, SelectParams(method=method, ratio=25.0))
+def test_select_absolute_count(scores, emb, method):
+    out = select(scores, SelectParams(method=method, ratio=25.0), emb)
     assert len(out) == 25 and out["id"].is_unique
 
 
@@ -141,8 +156,8 @@ def test_random_seed_changes_subset(scores):
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 @pytest.mark.parametrize("fraction", [0.0, 0.3, 0.5, 1.0])
-def test_stage1_share_per_task(scores, train, method, fraction):
-    out = select(scores, SelectParams(method=method, ratio=0.1, stage1_fraction=fraction))
+def test_stage1_share_per_task(scores, emb, train, method, fraction):
+    out = select(scores, SelectParams(method=method, ratio=0.1, stage1_fraction=fraction), emb)
     merged = out.merge(train[["id", "task"]], on="id", validate="one_to_one")
     for _, g in merged.groupby("task"):
         assert (g["stage"] == 1).sum() == int(round(fraction * len(g)))
@@ -266,3 +281,82 @@ def test_entropy_topk_picks_highest_complexity(scores, train):
     rest = train.loc[~train["id"].isin(out["id"]), "complexity"]
     assert chosen.min() >= rest.max()
     assert (out["weight"] == 1).all()
+
+
+# --------------------------------------------------------------------------- the other baselines
+
+
+def test_gradient_topk_picks_highest_gradient(scores, train):
+    out = select(scores, SelectParams(method="gradient_topk", ratio=0.05))
+    chosen = train.set_index("id").loc[out["id"], "gradient"]
+    assert chosen.min() >= train.loc[~train["id"].isin(out["id"]), "gradient"].max()
+
+
+def test_loss_picks_highest_loss_relative_to_its_task(scores, train):
+    out = select(scores, SelectParams(method="loss", ratio=0.1))
+    rel = train["loss"] / train.groupby("task")["loss"].transform("mean")
+    chosen = rel[train["id"].isin(out["id"]).to_numpy()]
+    assert chosen.min() >= rel[~train["id"].isin(out["id"]).to_numpy()].max()
+    # relative to the task, so the task with ten times the raw loss does not take the whole budget
+    assert train.set_index("id").loc[out["id"], "task"].nunique() == 3
+
+
+def test_loss_without_warmup_loss_is_a_clear_error(scores):
+    with pytest.raises(ValueError, match="score.loss_steps"):
+        select(scores.assign(loss=np.nan), SelectParams(method="loss"))
+
+
+@pytest.mark.parametrize("method", FEATURE_METHODS)
+def test_feature_methods_need_features(scores, method):
+    with pytest.raises(ValueError, match="feature store"):
+        select(scores, SelectParams(method=method))
+    with pytest.raises(ValueError, match="rerun extract"):
+        select(scores, SelectParams(method=method), np.zeros((3, DIM), np.float32))
+
+
+def _rows(scores, emb, out):
+    train = (scores["split"] == "train").to_numpy()
+    ids = scores["id"].to_numpy()[train]
+    x = emb[train] / np.linalg.norm(emb[train], axis=1, keepdims=True)
+    return x, np.isin(ids, out["id"])
+
+
+def test_kcenter_covers_the_feature_space_better_than_random(scores, emb):
+    x, picked = _rows(scores, emb, select(scores, SelectParams(method="kcenter", ratio=0.05, seed=0), emb))
+
+    def radius(mask):  # the farthest any sample is from its nearest pick
+        return np.linalg.norm(x[:, None] - x[mask][None], axis=2).min(1).max()
+
+    rand = [radius(_rows(scores, emb, select(scores, SelectParams(method="random", ratio=0.05, seed=s)))[1])
+            for s in range(5)]
+    assert radius(picked) < min(rand)
+    other = select(scores, SelectParams(method="kcenter", ratio=0.05, seed=1), emb)
+    assert set(other["id"]) != set(select(scores, SelectParams(method="kcenter", ratio=0.05, seed=0), emb)["id"])
+
+
+def test_herding_matches_the_feature_mean_better_than_random(scores, emb):
+    x, picked = _rows(scores, emb, select(scores, SelectParams(method="herding", ratio=0.05), emb))
+    gap = np.linalg.norm(x[picked].mean(0) - x.mean(0))
+    rand = [np.linalg.norm(x[_rows(scores, emb, select(scores, SelectParams(method="random", ratio=0.05, seed=s)))[1]]
+                           .mean(0) - x.mean(0)) for s in range(5)]
+    assert gap < 0.5 * min(rand)
+
+
+# --------------------------------------------------------------------------- ablation switches
+
+
+def test_no_stratify_ignores_the_clusters(scores):
+    """stratify: false -> the cluster column has no influence; stratify: true -> it has."""
+    relabelled = scores.assign(cluster=np.random.default_rng(9).integers(0, N_CLUSTERS, len(scores)))
+    off = SelectParams(method="tripled", ratio=0.1, stratify=False)
+    pd.testing.assert_frame_equal(select(scores, off), select(relabelled, off))
+    on = SelectParams(method="tripled", ratio=0.1)
+    assert set(select(scores, on)["id"]) != set(select(relabelled, on)["id"])
+
+
+def test_no_uncertainty_ignores_the_uncertainty(scores):
+    shuffled = scores.assign(uncertainty=np.random.default_rng(9).permutation(scores["uncertainty"].to_numpy()))
+    off = SelectParams(method="tripled", ratio=0.1, uncertainty_weight=0.0)
+    pd.testing.assert_frame_equal(select(scores, off), select(shuffled, off))
+    on = SelectParams(method="tripled", ratio=0.1)
+    assert not select(scores, on).equals(select(shuffled, on))

@@ -35,16 +35,25 @@ def restore(model: torch.nn.Module, lq: torch.Tensor, tile: int = 0, overlap: in
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, test: pd.DataFrame, tile: int = 0, overlap: int = 0,
-             device: torch.device = torch.device("cpu")) -> pd.DataFrame:
+             device: torch.device = torch.device("cpu"), progress: bool = True) -> pd.DataFrame:
     """Per-sample squared error and SSIM of the restored output and of the degraded input."""
     rows = []
     model = model.to(device)
-    for r in tqdm(test.itertuples(), total=len(test), desc="evaluate", unit="img"):
+    for r in tqdm(test.itertuples(), total=len(test), desc="evaluate", unit="img", disable=not progress):
         gt, lq = to_tensor(read_sample(r, "gt")), to_tensor(read_sample(r, "lq"))
         out = restore(model, lq, tile, overlap, device).clamp(0, 1)
         rows.append(dict(id=r.id, task=r.task, source=r.source, mse_input=mse(lq, gt).item(), mse=mse(out, gt).item(),
                          ssim_input=ssim(lq, gt).item(), ssim=ssim(out, gt).item()))
     return pd.DataFrame(rows)
+
+
+def held_out(index: pd.DataFrame, per_task: int, seed: int) -> pd.DataFrame:
+    """Up to `per_task` test rows of every task, drawn at random for `seed`: a quick validation set."""
+    test = index[index["split"] == "test"]
+    if test.empty:
+        raise ValueError("no test rows for the PSNR curve: data.test_fraction is 0")
+    parts = [g.sample(n=min(per_task, len(g)), random_state=seed) for _, g in test.groupby("task")]
+    return pd.concat(parts).sort_values("id", kind="stable")
 
 
 def summarise(per_sample: pd.DataFrame) -> dict:

@@ -81,15 +81,21 @@ class ScoreParams(_Section):
     heads: int = Field(8, ge=2)
     alpha: float = Field(1.0, gt=0, description="ridge regularisation of each head")
     clusters: int = Field(8, ge=1)
+    loss_steps: int = Field(0, ge=0, description="warm-up training steps for the per-sample loss (EL2N-style); 0 = off")
+    loss_warmup: float = Field(0.1, gt=0, le=1, description="share of the training samples the warm-up trains on")
     seed: int = 0
 
 
+SELECT_METHODS = ("tripled", "random", "entropy_topk", "gradient_topk", "kcenter", "herding", "loss", "full")
+
+
 class SelectParams(_Section):
-    method: Literal["tripled", "random", "entropy_topk", "full"] = "tripled"
+    method: Literal[SELECT_METHODS] = "tripled"
     ratio: float = Field(0.02, description="fraction in (0, 1], or an absolute count > 1")
     stage1_fraction: float = Field(0.5, ge=0.0, le=1.0)
     trim: float = Field(0.02, ge=0.0, lt=0.5, description="hardest fraction dropped as outliers")
-    uncertainty_weight: float = Field(0.5, ge=0.0)
+    uncertainty_weight: float = Field(0.5, ge=0.0, description="0 = ablation without uncertainty")
+    stratify: bool = Field(True, description="tripled: budget per feature cluster; false = ablation, per task only")
     seed: int = 0
 
     @field_validator("ratio")
@@ -125,6 +131,9 @@ class TrainParams(_Section):
     weight_decay: float = Field(1e-4, ge=0)
     stage1_fraction: float = Field(0.3, ge=0.0, le=1.0, description="share of steps on stage 1 only")
     stage2_mix: float = Field(0.5, ge=0.0, le=1.0, description="share of stage-2 samples in later batches")
+    curriculum: bool = Field(True, description="false: every step draws from all samples (by weight), no stages")
+    eval_every: int = Field(0, ge=0, description="PSNR on held-out tiles every this many steps; 0 = off")
+    eval_samples: int = Field(64, ge=1, description="held-out tiles per task for that PSNR curve")
     loss_ema: float = Field(0.9, ge=0.0, lt=1.0)
     ema: float = Field(0.995, ge=0.0, lt=1.0, description="decay of the weight average used as the result; 0 = off")
     balance: Literal["task", "none"] = Field("task", description="task: L1 divided by the task's mean input error")

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
-
-from tripled.features import Backbone
-from tripled.metrics import to_tensor
 
 GROUPS = ("all", "selected", "refined")
 
@@ -23,15 +19,6 @@ def principal_axes(reference: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.nd
     axes = vt[:k]
     flip = np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(1)])
     return mean, axes * flip[:, None]
-
-
-@torch.no_grad()
-def embed_images(backbone: Backbone, images: list[np.ndarray], batch_size: int) -> np.ndarray:
-    """ViT features of HxWx3 uint8 images (the same embedding as the feature store's)."""
-    backbone.model.eval()
-    out = [backbone.embed(torch.cat([to_tensor(x) for x in images[i:i + batch_size]])).numpy()
-           for i in range(0, len(images), batch_size)]
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, backbone.model.num_features), np.float32)
 
 
 def projection_table(full: np.ndarray, selected: np.ndarray, refined: np.ndarray, max_points: int = 4000,

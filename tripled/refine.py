@@ -65,8 +65,9 @@ def _features(backbone: Backbone, images: list[torch.Tensor]) -> torch.Tensor:
 
 
 def refine(pairs: list[tuple[np.ndarray, np.ndarray]], view: str, backbone: Backbone, full: np.ndarray,
-           p: RefineParams) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
-    """Refined (gt, lq) pairs and a report of the feature distances before and after.
+           p: RefineParams) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict, dict[str, np.ndarray]]:
+    """Refined (gt, lq) pairs, a report of the feature distances before and after, and the subset's
+    features before and after (for the projection plot).
 
     The same network, with the same weights, is applied to the clean and the degraded image of each
     pair, so the pair stays consistent; the ViT sees the `view` side, as it did in extract.
@@ -82,12 +83,12 @@ def refine(pairs: list[tuple[np.ndarray, np.ndarray]], view: str, backbone: Back
     opt = torch.optim.Adam(net.parameters(), lr=p.lr)
 
     @torch.no_grad()
-    def distances() -> dict:
+    def distances() -> tuple[dict, torch.Tensor]:
         feats = torch.cat([_features(backbone, [net(x) for x in views[i:i + p.batch_size]])
                            for i in range(0, len(views), p.batch_size)])
-        return dict(kl=dist.kl(feats).item(), mmd=dist.mmd(feats).item())
+        return dict(kl=dist.kl(feats).item(), mmd=dist.mmd(feats).item()), feats
 
-    before = distances()
+    before, feats_before = distances()
     losses = []
     for _ in tqdm(range(p.steps), desc="refine", unit="step"):
         idx = np.sort(rng.choice(len(pairs), size=min(p.batch_size, len(pairs)), replace=False))
@@ -101,7 +102,8 @@ def refine(pairs: list[tuple[np.ndarray, np.ndarray]], view: str, backbone: Back
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    after = distances()
+    # without steps the net is still the identity: skip a second pass of the ViT over the subset
+    after, feats_after = distances() if p.steps else (before, feats_before)
 
     out = []
     with torch.no_grad():
@@ -113,4 +115,5 @@ def refine(pairs: list[tuple[np.ndarray, np.ndarray]], view: str, backbone: Back
                   before=before[p.distance], after=after[p.distance],
                   gt_psnr_vs_original=float(np.mean(np.minimum(change, 100.0))),
                   final_loss=losses[-1] if losses else None)
-    return out, report
+    return out, report, dict(selected=feats_before.numpy(), refined=feats_after.numpy())
+

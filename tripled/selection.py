@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from tripled.params import SelectParams
+from tripled.scoring import normalise
 
 SUBSET_COLUMNS = ["id", "stage", "weight"]
 
@@ -56,13 +57,15 @@ def _spread(order: np.ndarray, sources: np.ndarray, k: int, used: set) -> list[i
     return picks
 
 
-def select_tripled(scores: pd.DataFrame, k: int, p: SelectParams, rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
+def select_tripled(scores: pd.DataFrame, emb: np.ndarray | None, k: int, p: SelectParams,
+                   rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
     """Budget per task, then per feature cluster, in proportion to size; hardest outliers trimmed;
-    inside each cluster picks spread over the difficulty ranking and over source images."""
+    inside each cluster picks spread over the difficulty ranking and over source images.
+    `select.stratify: false` (ablation) treats each task as one cluster."""
     hard = difficulty(scores, p.uncertainty_weight)
     picks, weights = [], []
     tasks, sources = scores["task"].to_numpy(), scores["source"].to_numpy()
-    all_clusters = scores["cluster"].to_numpy()
+    all_clusters = scores["cluster"].to_numpy() if p.stratify else np.zeros(len(scores), np.int32)
     task_names, task_sizes = np.unique(tasks, return_counts=True)
     for task, kt in zip(task_names, apportion(task_sizes, k)):
         rows = np.flatnonzero(tasks == task)
@@ -81,20 +84,72 @@ def select_tripled(scores: pd.DataFrame, k: int, p: SelectParams, rng: np.random
     return picks, np.asarray(weights)
 
 
-def _random(scores: pd.DataFrame, k: int, p: SelectParams, rng: np.random.Generator):
+def _random(scores, emb, k, p, rng):
     return list(rng.choice(len(scores), size=k, replace=False)), np.ones(k)
 
 
-def _entropy_topk(scores: pd.DataFrame, k: int, p: SelectParams, rng: np.random.Generator):
-    return list(np.argsort(-scores["complexity"].to_numpy(), kind="stable")[:k]), np.ones(k)
+def _topk(values: np.ndarray, k: int) -> tuple[list[int], np.ndarray]:
+    return list(np.argsort(-values, kind="stable")[:k]), np.ones(k)
 
 
-def _full(scores: pd.DataFrame, k: int, p: SelectParams, rng: np.random.Generator):
+def _entropy_topk(scores, emb, k, p, rng):
+    return _topk(scores["complexity"].to_numpy(np.float64), k)
+
+
+def _gradient_topk(scores, emb, k, p, rng):
+    return _topk(scores["gradient"].to_numpy(np.float64), k)
+
+
+def _loss(scores, emb, k, p, rng):
+    """EL2N-style: the highest warm-up loss, relative to its task's mean loss (tasks differ tenfold)."""
+    loss = scores["loss"].to_numpy(np.float64) if "loss" in scores else np.full(len(scores), np.nan)
+    if np.isnan(loss).any():
+        raise ValueError("select.method 'loss' needs the per-sample loss: set score.loss_steps > 0 and rerun score")
+    task_mean = pd.Series(loss).groupby(scores["task"].to_numpy()).transform("mean").to_numpy()
+    return _topk(loss / np.maximum(task_mean, 1e-12), k)
+
+
+def _features(emb: np.ndarray | None, method: str) -> np.ndarray:
+    if emb is None:
+        raise ValueError(f"select.method '{method}' needs the feature store (--features)")
+    return normalise(emb.astype(np.float64))
+
+
+def _kcenter(scores, emb, k, p, rng):
+    """Greedy k-center on the normalised features, from a random first centre."""
+    x = _features(emb, "kcenter")
+    picks = [int(rng.integers(len(x)))]
+    dist = np.linalg.norm(x - x[picks[0]], axis=1)
+    for _ in range(k - 1):
+        i = int(np.argmax(dist))  # picked rows have distance 0, so they are never picked again
+        picks.append(i)
+        dist = np.minimum(dist, np.linalg.norm(x - x[i], axis=1))
+    return picks, np.ones(k)
+
+
+def _herding(scores, emb, k, p, rng):
+    """Feature-mean matching (herding): each pick moves the subset's mean towards the full set's."""
+    x = _features(emb, "herding")
+    mu, w = x.mean(0), x.mean(0).copy()
+    free = np.ones(len(x), bool)
+    picks = []
+    for _ in range(k):
+        i = int(np.argmax(np.where(free, x @ w, -np.inf)))
+        picks.append(i)
+        free[i] = False
+        w += mu - x[i]
+    return picks, np.ones(k)
+
+
+def _full(scores, emb, k, p, rng):
     return list(range(len(scores))), np.ones(len(scores))
 
 
-METHODS: dict[str, Callable] = {"tripled": select_tripled, "random": _random,
-                                "entropy_topk": _entropy_topk, "full": _full}
+# Each method: (train rows of scores, their features or None, budget, params, rng) -> (row picks, weights).
+METHODS: dict[str, Callable] = {"tripled": select_tripled, "random": _random, "entropy_topk": _entropy_topk,
+                                "gradient_topk": _gradient_topk, "kcenter": _kcenter, "herding": _herding,
+                                "loss": _loss, "full": _full}
+FEATURE_METHODS = ("kcenter", "herding")
 
 
 def assign_stages(hard: np.ndarray, tasks: np.ndarray, stage1_fraction: float) -> np.ndarray:
@@ -107,11 +162,16 @@ def assign_stages(hard: np.ndarray, tasks: np.ndarray, stage1_fraction: float) -
     return stage
 
 
-def select(scores: pd.DataFrame, p: SelectParams) -> pd.DataFrame:
-    """Subset of the training rows of `scores`: id, curriculum stage (1 easy, 2 hard) and weight."""
-    train = scores[scores["split"] == "train"].reset_index(drop=True)
+def select(scores: pd.DataFrame, p: SelectParams, emb: np.ndarray | None = None) -> pd.DataFrame:
+    """Subset of the training rows of `scores`: id, curriculum stage (1 easy, 2 hard) and weight.
+    `emb`: feature rows aligned to `scores` (needed by kcenter and herding)."""
+    is_train = (scores["split"] == "train").to_numpy()
+    train = scores[is_train].reset_index(drop=True)
+    if emb is not None and len(emb) != len(scores):
+        raise ValueError(f"features have {len(emb)} rows but scores {len(scores)}: rerun extract and score")
     k = len(train) if p.method == "full" else budget(len(train), p.ratio)
-    picks, weights = METHODS[p.method](train, k, p, np.random.default_rng(p.seed))
+    picks, weights = METHODS[p.method](train, None if emb is None else emb[is_train], k, p,
+                                       np.random.default_rng(p.seed))
     picks = np.asarray(picks, dtype=np.int64)
     hard = difficulty(train, p.uncertainty_weight)[picks]
     out = pd.DataFrame(dict(id=train["id"].to_numpy()[picks],

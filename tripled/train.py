@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -137,11 +138,14 @@ def _save_atomic(obj: dict, path: Path) -> None:
 
 
 def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, fingerprint: str,
-          times: StepTimes | None = None) -> tuple[torch.nn.Module, list[dict]]:
+          *, times: StepTimes | None = None, validate: Callable[[torch.nn.Module], float] | None = None
+          ) -> tuple[torch.nn.Module, list[dict]]:
     """Train for p.steps, resuming from `checkpoint` when it was written for the same fingerprint.
 
     Under torchrun each process trains on its share of every batch with DistributedDataParallel;
-    all draw the same batch plans and see all losses, so their curricula stay in step."""
+    all draw the same batch plans and see all losses, so their curricula stay in step.
+    `validate(model) -> PSNR` is recorded (by rank 0) as `psnr` in the curve every p.eval_every steps
+    (at log steps)."""
     device, world = pick_device(p.device), distributed.current()
     torch.manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)
@@ -154,8 +158,9 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, f
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.steps, eta_min=p.lr * 0.01)
     m = ds.manifest
-    sampler = CurriculumSampler(m["stage"].to_numpy(), m["weight"].to_numpy(),
-                                int(round(p.stage1_fraction * p.steps)), p.stage2_mix, p.loss_ema)
+    # No curriculum (ablation): stage 2 from the first step, drawing from all samples by weight only.
+    switch, mix = (int(round(p.stage1_fraction * p.steps)), p.stage2_mix) if p.curriculum else (0, 0.0)
+    sampler = CurriculumSampler(m["stage"].to_numpy(), m["weight"].to_numpy(), switch, mix, p.loss_ema)
     size = min(p.crop, int(m["height"].min()), int(m["width"].min()))
     start, curve, window, pending = 0, [], [], {}
 
@@ -217,6 +222,10 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, f
             curve.append(dict(step=step + 1, loss=float(np.mean(window)), lr=sched.get_last_lr()[0],
                               stage=sampler.stage_at(step)))
             window = []
+            if world.main and validate is not None and p.eval_every and (step + 1) % p.eval_every == 0:
+                current = average.module if average is not None else model
+                curve[-1]["psnr"] = float(validate(current.eval()))
+                current.train()
         if world.main and (step + 1) % p.checkpoint_every == 0 and step + 1 < p.steps:
             _save_atomic(dict(fingerprint=fingerprint, step=step + 1, model=model.state_dict(),
                               average=average.state_dict() if average is not None else {},
