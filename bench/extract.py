@@ -162,7 +162,8 @@ def main() -> None:
         half = len(index) // 2
         index.iloc[:half].to_parquet(work / "index_n.parquet")
         index.to_parquet(work / "index_2n.parquet")
-        (work / "params.yaml").write_text(yaml.safe_dump(dict(features=p.model_dump())))
+        (work / "params.yaml").write_text(yaml.safe_dump(dict(features=p.model_dump(),
+                                                             data=dict(root=str(args.folder or work / "img")))))
         memory = {}
         for name in ("n", "2n"):
             memory[name] = _peak_memory_mb(

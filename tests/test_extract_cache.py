@@ -81,7 +81,7 @@ def test_resume_after_kill_gives_identical_store(tmp_path):
     index = write_image_index(tmp_path / "img", [f"k{i:02d}" for i in range(48)], size=1024, ext="png")
     index.to_parquet(tmp_path / "index.parquet")
     features = dict(TINY_VIT.model_dump(), batch_size=2, unit_rows=2, label_samples=4, scratch_steps=2, workers=1)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(dict(features=features)))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(dict(features=features, data=dict(root=str(tmp_path / "img")))))
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
     cmd = [sys.executable, str(ROOT / "stages/extract.py"), "--params", str(tmp_path / "params.yaml"),
            "--index", str(tmp_path / "index.parquet"), "--out", str(tmp_path / "run/f.zarr"),
