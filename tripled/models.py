@@ -30,6 +30,16 @@ def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, (multiple - w % multiple) % multiple, 0, (multiple - h % multiple) % multiple))
 
 
+def _encode(x: torch.Tensor, encoders: nn.ModuleList, downs: nn.ModuleList) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The U-Net's way down: each level's output is kept as the skip for the way up."""
+    skips = []
+    for encoder, down in zip(encoders, downs):
+        x = encoder(x)
+        skips.append(x)
+        x = down(x)
+    return x, skips
+
+
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channel dimension of an NxCxHxW tensor."""
 
@@ -136,12 +146,7 @@ class NAFNet(nn.Module):
         _, _, h, w = inp.shape
         inp = self.check_image_size(inp)
 
-        x = self.intro(inp)
-        skips = []
-        for encoder, down in zip(self.encoders, self.downs):
-            x = encoder(x)
-            skips.append(x)
-            x = down(x)
+        x, skips = _encode(self.intro(inp), self.encoders, self.downs)
 
         x = self.middle_blks(x)
 
@@ -257,12 +262,7 @@ class PromptIR(nn.Module):
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         _, _, h, w = inp.shape
         inp = _pad_to_multiple(inp, self.padder_size)
-        x = self.intro(inp)
-        skips = []
-        for encoder, down in zip(self.encoders, self.downs):
-            x = encoder(x)
-            skips.append(x)
-            x = down(x)
+        x, skips = _encode(self.intro(inp), self.encoders, self.downs)
         x = self.latent(x)
         for prompt, prompted, reduce_p, up, reduce_s, decoder, skip in zip(
                 self.prompts, self.prompted, self.reduce_prompted, self.ups, self.reduce_skip, self.decoders,
