@@ -128,14 +128,17 @@ def main() -> None:
                          "seconds of decoding to amortise")
     ap.add_argument("--folder", type=Path, help="a folder of JPEGs to use instead")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="features.precision (default: params.yaml)")
     ap.add_argument("--rows-1m", type=int, default=1_000_000, help="rows of the synthetic store for dvc status")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench_extract_"))
     try:
         base = load_params()
+        if args.precision:
+            base = base.model_copy(update=dict(precision=args.precision))
         if args.folder:
-            files = list_images(args.folder)
+            files, _ = list_images(args.folder, args.folder)
         else:
             (work / "img").mkdir()
             with DecodePool(0) as pool:
@@ -174,6 +177,7 @@ def main() -> None:
         dim = create_backbone(base).model.num_features
         result = dict(
             images=len(index), cores=len(os.sched_getaffinity(0)), workers=default_workers(p.workers),
+            precision=p.precision,
             ceiling_img_s=round(max(ceiling), 2), naive_img_s=round(max(naive), 2),
             extract_img_s=round(max(extract), 2), ratio_to_ceiling=round(max(extract) / max(ceiling), 3),
             naive_to_ceiling=round(max(naive) / max(ceiling), 3), labels_s=round(labels_s, 2),

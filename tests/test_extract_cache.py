@@ -14,8 +14,8 @@ import zarr
 from PIL import Image
 
 from tests.helpers import TINY_VIT, write_image_index
-from tripled.extraction import run_extract
-from tripled.features import IncompleteStoreError, create_backbone, read_features
+from tripled.extraction import cpu_threads, run_extract
+from tripled.features import IncompleteStoreError, create_backbone, read_features, use_bf16
 from tripled.params import FeatureParams
 from tripled.unit_cache import UnitCache
 
@@ -106,3 +106,37 @@ def test_resume_after_kill_gives_identical_store(tmp_path):
                 tmp_path / "clean/cache")  # uninterrupted
     _same_store(tmp_path / "run/f.zarr", tmp_path / "clean/f.zarr")
     assert (tmp_path / "run/vit/backbone.pt").read_bytes() == (tmp_path / "clean/vit/backbone.pt").read_bytes()
+
+
+def test_bf16_on_cpu_is_close_to_fp32_and_cached_apart(tmp_path):
+    index = write_image_index(tmp_path / "img", [f"im{i}" for i in range(4)], ext="png")
+    weights = tmp_path / "vit"
+    create_backbone(TINY_VIT).save(weights, "scratch")
+    base = TINY_VIT.model_copy(update=dict(weights=str(weights / "backbone.pt"), label_samples=2, workers=1))
+    run_extract(index, base, tmp_path / "fp32.zarr", tmp_path / "m", tmp_path / "cache")
+    bf16 = run_extract(index, base.model_copy(update=dict(precision="bf16")), tmp_path / "bf16.zarr", tmp_path / "m",
+                       tmp_path / "cache")
+    assert bf16.embedded == 4  # not served from the fp32 results
+    a, _, attrs_a = read_features(tmp_path / "fp32.zarr")
+    b, _, attrs_b = read_features(tmp_path / "bf16.zarr")
+    assert attrs_a["fingerprint"] != attrs_b["fingerprint"] and attrs_b["params"]["precision"] == "bf16"
+    assert not np.array_equal(a, b)
+    assert np.linalg.norm(a - b) / np.linalg.norm(a) < 0.05
+
+
+def test_use_bf16_follows_precision_and_device():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert [use_bf16(p, cpu) for p in ("auto", "fp32", "bf16")] == [False, False, True]
+    assert [use_bf16(p, cuda) for p in ("auto", "fp32", "bf16")] == [True, False, True]
+
+
+def test_model_threads_leave_the_decoders_their_cores_and_are_restored():
+    before = torch.get_num_threads()
+    with cpu_threads(0):
+        assert torch.get_num_threads() == 1
+        with pytest.raises(RuntimeError):
+            with cpu_threads(3):
+                assert torch.get_num_threads() == 3
+                raise RuntimeError
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

@@ -14,7 +14,7 @@ import ray
 import torch
 
 from tripled.extraction import Batch
-from tripled.features import Backbone, embed_thumbs
+from tripled.features import Backbone, embed_thumbs, use_bf16
 from tripled.params import FeatureParams
 from tripled.thumbs import Rows, Spec, default_workers, thumb_batch
 
@@ -45,14 +45,15 @@ def _decode(item: dict, size: int) -> dict:
 
 
 class _Embedder:
-    def __init__(self, backbone: Backbone, device: str):
+    def __init__(self, backbone: Backbone, device: str, precision: str):
         self.device = torch.device(device)
+        self.bf16 = use_bf16(precision, self.device)
         self.backbone = backbone
         backbone.model.to(self.device).eval()
 
     def __call__(self, batch: dict) -> dict:
         # one Ray row = one planned Batch, so batches hold the same rows as under the local engine
-        return {"i": batch["i"], "emb": embed_thumbs(self.backbone, batch["thumbs"][0], self.device)[None]}
+        return {"i": batch["i"], "emb": embed_thumbs(self.backbone, batch["thumbs"][0], self.device, self.bf16)[None]}
 
 
 def embed_ray(batches: list[Batch], rows: Rows, backbone: Backbone, p: FeatureParams, device: torch.device,
@@ -66,7 +67,7 @@ def embed_ray(batches: list[Batch], rows: Rows, backbone: Backbone, p: FeaturePa
     gpu = device.type == "cuda"
     actors = p.actors or (int(ray.cluster_resources().get("GPU", 1)) if gpu else 1)
     ds = ray.data.from_items(items).map(_decode, fn_kwargs=dict(size=p.thumb_size))
-    ds = ds.map_batches(_Embedder, fn_constructor_kwargs=dict(backbone=backbone, device=device.type), batch_size=1,
+    ds = ds.map_batches(_Embedder, fn_constructor_kwargs=dict(backbone=backbone, device=device.type, precision=p.precision), batch_size=1,
                         compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=1 if gpu else 0, num_cpus=1 if gpu else ACTOR_CPUS)
     for row in ds.iter_rows():
         emit(batches[int(row["i"])], np.asarray(row["emb"]))

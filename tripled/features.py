@@ -132,11 +132,16 @@ def fingerprint(backbone: Backbone, *parts: object) -> str:
     return h.hexdigest()[:16]
 
 
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """features.precision on this device: bf16 autocast, or fp32."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
 @torch.no_grad()
-def embed_thumbs(backbone: Backbone, thumbs: np.ndarray | torch.Tensor, device: torch.device) -> np.ndarray:
-    """float16 embeddings of a BxHxWx3 uint8 batch; bf16 autocast on CUDA."""
+def embed_thumbs(backbone: Backbone, thumbs: np.ndarray | torch.Tensor, device: torch.device, bf16: bool) -> np.ndarray:
+    """float16 embeddings of a BxHxWx3 uint8 batch, under bf16 autocast when `bf16`."""
     x = torch.as_tensor(thumbs).to(device).permute(0, 3, 1, 2).float().div(255.0)
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         out = backbone.embed(x)
     return out.float().cpu().numpy().astype(np.float16)
 

@@ -62,7 +62,9 @@ class FeatureParams(_Section):
     scratch_steps: int = Field(100, ge=0)
     scratch_lr: float = Field(5e-4, gt=0)
     seed: int = 0
-    # How extraction runs; the results do not depend on these (except device: bf16 on CUDA).
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="embedding arithmetic: bf16 autocast (auto: on CUDA only; bf16: also on the CPU)")
+    # How extraction runs; the results do not depend on these (except device, through precision auto).
     engine: Literal["local", "ray"] = Field("local", description="local processes, or Ray Data (RAY_ADDRESS)")
     workers: int = Field(0, ge=0, description="decoding processes of the local engine; 0 = all cores")
     actors: int = Field(0, ge=0, description="Ray embedding actors; 0 = one per GPU, or 1 without GPUs")
