@@ -140,3 +140,24 @@ def test_model_threads_leave_the_decoders_their_cores_and_are_restored():
                 raise RuntimeError
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_decode_workers_die_with_a_killed_stage(tmp_path):
+    code = ("import sys, time\nfrom tripled.thumbs import DecodePool\npool = DecodePool(2)\n"
+            "print(*pool._pool._processes, flush=True)\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    workers = [int(w) for w in proc.stdout.readline().split()]
+    assert len(workers) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

@@ -1,8 +1,11 @@
 """Decoding for extraction, run in worker processes: thumbnails (reduced decode) and full-resolution labels."""
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -14,6 +17,7 @@ import pandas as pd
 from tripled.complexity import complexity_labels
 from tripled.io import crop, read_image_cached, read_thumbnail, resize
 
+PR_SET_PDEATHSIG = 1
 CHUNK_ROWS = 8  # rows per decode job: an inference batch spreads over all workers
 
 
@@ -88,6 +92,12 @@ def jpeg_bytes(batch: list[Spec], size: int) -> list[bytes | np.ndarray]:
     return out
 
 
+def _die_with_parent() -> None:
+    """Worker initializer: a kill -9 of the stage must not leave its decoders waiting forever (Linux)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def default_workers(workers: int) -> int:
     return workers or len(os.sched_getaffinity(0))
 
@@ -99,7 +109,8 @@ class DecodePool:
         self.workers = default_workers(workers)
         # fork: workers start in milliseconds (spawn would re-import torch in each); fork them all now, before
         # this process starts torch's threads.
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
+                                         initializer=_die_with_parent)
         self._pool.submit(int).result()
 
     def imap(self, fn: Callable, items: Iterable, *args) -> Iterator:
