@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,7 +144,8 @@ def embed_local(batches: list[Batch], rows: Rows, backbone: Backbone, p: Feature
     current, parts = 0, []
     # Two batches of jobs ahead: workers keep decoding while this process embeds (and waits for a core).
     ahead = 2 * -(-p.batch_size // CHUNK_ROWS)
-    with cpu_threads(torch.get_num_threads() - pool.workers if device.type == "cpu" else torch.get_num_threads()):
+    model_threads = cpu_threads(torch.get_num_threads() - pool.workers) if device.type == "cpu" else nullcontext()
+    with model_threads:
         for k, part in pool.imap_tagged(jpeg_bytes if gpu_decode else thumb_batch, jobs(), p.thumb_size, ahead=ahead):
             if k != current:
                 embed(current, parts)
