@@ -2,7 +2,6 @@
 
 Several GPUs (or CPU processes): torchrun --nproc_per_node N stages/train.py; rank 0 writes."""
 import copy
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -15,9 +14,9 @@ from dvclive import Live
 from tripled.distilled import DistilledSet
 from tripled.distributed import launched, pick_device
 from tripled.evaluate import evaluate, held_out, summarise
-from tripled.io import file_hash, publish, read_index, staging_path
+from tripled.io import publish, read_index, staging_path
 from tripled.params import DataParams, ModelParams, TrainParams, load_section
-from tripled.train import train
+from tripled.train import run_fingerprint, train
 
 
 def log_curve(curve: list[dict], folder: Path) -> None:
@@ -45,8 +44,7 @@ def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, index_
     mp = load_section(ModelParams, "model", params_path)
     p = load_section(TrainParams, "train", params_path)
     ds = DistilledSet(data_path, memory_limit=p.in_memory_mb << 20)
-    fingerprint = hashlib.sha256(json.dumps([mp.model_dump(), p.model_dump(), file_hash(data_path / "manifest.parquet"),
-                                             ds.attrs], sort_keys=True).encode()).hexdigest()
+    fingerprint = run_fingerprint(mp, p, data_path / "manifest.parquet", ds.attrs)
     validate, validating = None, [0.0]
     if p.eval_every:
         rows = held_out(read_index(index_path, load_section(DataParams, "data", params_path).roots()),

@@ -78,3 +78,29 @@ def test_loader_workers_read_the_same_batches(tmp_path):
     assert inline_curve == loaded_curve
     for a, b in zip(inline.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_sampler_loss_reweights_within_tasks_but_keeps_task_shares():
+    # Task a's loss is 10x task b's: without the cap a would take ~90 % of the hard draws.
+    task = np.array(["a"] * 10 + ["b"] * 10)
+    s = CurriculumSampler(np.full(20, 2), np.ones(20), switch_step=0, mix=1.0, ema=0.0, task=task)
+    s.update(np.arange(20), np.array([10.0] * 9 + [100.0] + [1.0] * 9 + [10.0]))
+    draws = np.concatenate([s.draw(5, 64, np.random.default_rng(i)) for i in range(100)])
+    assert 0.45 < (task[draws] == "a").mean() < 0.55
+    assert (draws == 9).mean() > 0.2 and (draws == 19).mean() > 0.2  # inside a task, the high loss still wins
+    w = s.hard_weights(np.arange(20))
+    assert np.isclose(w[:10].sum(), 10) and np.isclose(w[10:].sum(), 10)
+
+
+def test_fingerprint_covers_params_data_and_training_code(tmp_path, monkeypatch):
+    import tripled.train as t
+    manifest, code = tmp_path / "manifest.parquet", tmp_path / "train.py"
+    manifest.write_bytes(b"m")
+    code.write_text("v1")
+    monkeypatch.setattr(t, "CODE_FILES", (code,))
+    p = TrainParams()
+    first = t.run_fingerprint(MODEL, p, manifest, {})
+    assert t.run_fingerprint(MODEL, p, manifest, {}) == first
+    assert t.run_fingerprint(MODEL, TrainParams(seed=1), manifest, {}) != first
+    code.write_text("v2")  # a checkpoint of older training code is not resumed
+    assert t.run_fingerprint(MODEL, p, manifest, {}) != first

@@ -2,6 +2,8 @@
 one process or several under torchrun (DDP)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -15,20 +17,27 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from tripled import distributed
+from tripled import distributed, models
 from tripled.distilled import DistilledSet
 from tripled.distributed import World, pick_device
+from tripled.io import file_hash
 from tripled.models import build_model
 from tripled.params import ModelParams, TrainParams
 
 
 class CurriculumSampler:
     """Stage 1: easy samples only. Stage 2: a `mix` share of each batch from the hard samples,
-    drawn in proportion to weight x the model's running loss on them; the rest from all samples."""
+    drawn in proportion to weight x the model's running loss on them; the rest from all samples.
 
-    def __init__(self, stage: np.ndarray, weight: np.ndarray, switch_step: int, mix: float, ema: float):
+    The loss only re-weights samples within their task: each task keeps its share of the hard draws
+    (its share of their weight). Across tasks the balanced loss still differs several-fold (haze stays
+    far from clean while noise is nearly solved), and left free it starved the tasks learnt first."""
+
+    def __init__(self, stage: np.ndarray, weight: np.ndarray, switch_step: int, mix: float, ema: float,
+                 task: np.ndarray | None = None):
         self.stage, self.weight = np.asarray(stage), np.asarray(weight, np.float64)
         self.switch_step, self.mix, self.ema = switch_step, mix, ema
+        self.task = np.unique(task, return_inverse=True)[1] if task is not None else np.zeros(len(stage), np.int64)
         self.running = np.full(len(stage), np.nan)
 
     def stage_at(self, step: int) -> int:
@@ -38,15 +47,21 @@ class CurriculumSampler:
     def _draw(rng: np.random.Generator, rows: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
         return rows[rng.choice(len(rows), size=n, p=w / w.sum())] if n else rows[:0]
 
+    def hard_weights(self, hard: np.ndarray) -> np.ndarray:
+        """Draw weights of the hard rows: weight x running loss, rescaled so each task keeps its weight mass."""
+        known = self.running[~np.isnan(self.running)]
+        loss = np.where(np.isnan(self.running), known.mean() if len(known) else 1.0, self.running)[hard]
+        w, task = self.weight[hard], self.task[hard]
+        lossy = w * loss + 1e-12
+        return lossy * (np.bincount(task, w) / np.maximum(np.bincount(task, lossy), 1e-300))[task]
+
     def draw(self, step: int, n: int, rng: np.random.Generator) -> np.ndarray:
         every = np.arange(len(self.stage))
         easy, hard = every[self.stage == 1], every[self.stage == 2]
         if self.stage_at(step) == 1 and len(easy):
             return self._draw(rng, easy, self.weight[easy], n)
         n_hard = int(rng.binomial(n, self.mix)) if len(hard) else 0
-        known = self.running[~np.isnan(self.running)]
-        loss = np.where(np.isnan(self.running), known.mean() if len(known) else 1.0, self.running)
-        return np.concatenate([self._draw(rng, hard, self.weight[hard] * loss[hard] + 1e-12, n_hard),
+        return np.concatenate([self._draw(rng, hard, self.hard_weights(hard), n_hard) if n_hard else hard[:0],
                                self._draw(rng, every, self.weight, n - n_hard)])
 
     def update(self, idx: np.ndarray, losses: np.ndarray) -> None:
@@ -130,6 +145,16 @@ class StepTimes:
     total: list[float] = field(default_factory=list)
 
 
+# A checkpoint left by other training code must not be resumed: its run would differ from a fresh one.
+CODE_FILES = (Path(__file__), Path(models.__file__))
+
+
+def run_fingerprint(mp: ModelParams, p: TrainParams, manifest: Path, attrs: dict) -> str:
+    """What a checkpoint must match to be resumed: params, the distilled set and the training code."""
+    parts = [mp.model_dump(), p.model_dump(), file_hash(manifest), attrs, [file_hash(f) for f in CODE_FILES]]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
 def _save_atomic(obj: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -160,7 +185,8 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, f
     m = ds.manifest
     # No curriculum (ablation): stage 2 from the first step, drawing from all samples by weight only.
     switch, mix = (int(round(p.stage1_fraction * p.steps)), p.stage2_mix) if p.curriculum else (0, 0.0)
-    sampler = CurriculumSampler(m["stage"].to_numpy(), m["weight"].to_numpy(), switch, mix, p.loss_ema)
+    sampler = CurriculumSampler(m["stage"].to_numpy(), m["weight"].to_numpy(), switch, mix, p.loss_ema,
+                                m["task"].to_numpy())
     size = min(p.crop, int(m["height"].min()), int(m["width"].min()))
     start, curve, window, pending = 0, [], [], {}
 
