@@ -97,7 +97,7 @@ def _index(n, seed=0):
     rng = np.random.default_rng(seed)
     return pd.DataFrame(dict(id=[f"s{i:04d}" for i in range(n)],
                              task=rng.choice(["denoise", "deblur"], n),
-                             source=rng.integers(0, 10, n), x=rng.integers(0, 4, n) * 64, y=0,
+                             source=rng.integers(0, 10, n),
                              split=rng.choice(["train", "test"], n, p=[0.8, 0.2])))
 
 
@@ -113,10 +113,10 @@ def test_score_columns_and_alignment(label):
     index = _index(n).set_axis(rng.permutation(n) * 3 + 1)
     p = ScoreParams(label=label, heads=4, clusters=4)
     out = score(index, emb, labels, p)
-    assert list(out.columns) == ["id", "task", "source", "x", "y", "split", "label", "complexity", "uncertainty", "gradient",
+    assert list(out.columns) == ["id", "task", "source", "split", "label", "complexity", "uncertainty", "gradient",
                                  "cluster"]
     assert len(out) == n
-    for col in ["id", "task", "source", "x", "y", "split"]:
+    for col in ["id", "task", "source", "split"]:
         assert out[col].tolist() == index[col].tolist()
     target = combine(labels, label)
     np.testing.assert_allclose(out["label"].to_numpy(), target.astype(np.float32), equal_nan=True)

@@ -254,33 +254,6 @@ def test_tripled_uses_more_sources_than_entropy_topk(scores):
     assert tripled["source"].nunique() >= 0.5 * N_SOURCES
 
 
-def shared_content_scores(n_tasks=3, n_sources=12, tiles=20, seed=5) -> pd.DataFrame:
-    """Every task degrades the same clean tiles, and the features see the clean side: a tile has the
-    same scores and cluster in every task (the demo set and layout 'clean')."""
-    rng = np.random.default_rng(seed)
-    source = np.repeat(np.arange(n_sources), tiles).astype(str)
-    n = len(source)
-    complexity = rng.normal(size=n)
-    uncertainty = np.abs(rng.normal(size=n))
-    cluster = rng.integers(0, 4, n).astype(np.int32)
-    return pd.concat(pd.DataFrame(dict(
-        id=[f"t{t}/{i:04d}" for i in range(n)], task=f"task{t}", source=source, x=np.arange(n) % tiles, y=0,
-        split="train",
-        complexity=complexity, uncertainty=uncertainty, gradient=complexity, cluster=cluster))
-        for t in range(n_tasks)).reset_index(drop=True)
-
-
-@pytest.mark.parametrize("ratio", [0.02, 0.05, 0.2])
-def test_tripled_spreads_sources_across_tasks(ratio):
-    """Tasks that share their clean images do not all take the same few: the subset draws every source
-    image about equally often, over all tasks."""
-    scores = shared_content_scores()
-    out = select(scores, SelectParams(method="tripled", ratio=ratio)).merge(scores, on="id")
-    counts = out["source"].value_counts().reindex(scores["source"].unique(), fill_value=0)
-    assert counts.max() - counts.min() <= 2, counts.to_dict()  # clusters may leave a source out
-    assert out["id"].str.split("/").str[1].nunique() == len(out)  # no tile shown in two tasks
-
-
 def test_tripled_covers_difficulty_range(scores):
     """Picks are spread along the difficulty ranking, not concentrated at one end."""
     p = SelectParams(method="tripled", ratio=0.1)

@@ -45,13 +45,12 @@ def cluster(emb: np.ndarray, p: ScoreParams) -> np.ndarray:
 
 
 def score(index: pd.DataFrame, emb: np.ndarray, labels: np.ndarray, p: ScoreParams) -> pd.DataFrame:
-    """One row per sample: id, task, source, x, y (where in the source), split, label (NaN if not labelled), complexity, uncertainty,
+    """One row per sample: id, task, split, label (NaN if not labelled), complexity, uncertainty,
     gradient (predicted gradient energy, for the gradient_topk baseline), cluster."""
     target = combine(labels, p.label)
     preds = fit_heads(emb, target, p)
     gradient = fit_heads(emb, combine(labels, "gradient"), p).mean(0)
-    return pd.DataFrame(dict(id=index["id"], task=index["task"], source=index["source"], x=index["x"],
-                             y=index["y"], split=index["split"],
+    return pd.DataFrame(dict(id=index["id"], task=index["task"], source=index["source"], split=index["split"],
                              label=target.astype(np.float32), complexity=preds.mean(0),
                              uncertainty=preds.std(0), gradient=gradient, cluster=cluster(emb, p)))
 

@@ -1,7 +1,6 @@
 """Subset selection: TripleD's distribution-aware selection and the baselines it is compared with."""
 from __future__ import annotations
 
-from collections import Counter
 from typing import Callable
 
 import numpy as np
@@ -42,30 +41,18 @@ def difficulty(scores: pd.DataFrame, uncertainty_weight: float) -> np.ndarray:
     return z(scores["complexity"]) + uncertainty_weight * z(scores["uncertainty"])
 
 
-def content_keys(scores: pd.DataFrame) -> np.ndarray:
-    """What a sample shows: its region of its source image. Tasks that degrade the same clean images
-    share these keys; paired sets (a source per task) never do."""
-    if {"x", "y"} <= set(scores.columns):
-        return (scores["source"].astype(str) + "@" + scores["x"].astype(str) + "," + scores["y"].astype(str)).to_numpy()
-    return scores["id"].to_numpy()
-
-
-def _spread(order: np.ndarray, sources: np.ndarray, contents: np.ndarray, k: int, used: Counter,
-            shown: set) -> list[int]:
-    """k rows evenly spaced along a difficulty ranking; each first from content no task has taken yet,
-    then from the source images drawn least so far (`used`, `shown`: over all tasks)."""
+def _spread(order: np.ndarray, sources: np.ndarray, k: int, used: set) -> list[int]:
+    """k rows evenly spaced along a difficulty ranking, preferring source images not in `used`."""
     picks = []
     targets = ((np.arange(k) + 0.5) * len(order) / k).astype(int)
     taken = np.zeros(len(order), bool)
     for t in targets:
         free = np.flatnonzero(~taken)
-        keys = [(contents[order[i]] in shown, used[sources[order[i]]]) for i in free]
-        low = min(keys)
-        cand = free[[key == low for key in keys]]
+        fresh = free[[sources[order[i]] not in used for i in free]]
+        cand = fresh if len(fresh) else free
         i = int(cand[np.argmin(np.abs(cand - t))])
         taken[i] = True
-        used[sources[order[i]]] += 1
-        shown.add(contents[order[i]])
+        used.add(sources[order[i]])
         picks.append(int(order[i]))
     return picks
 
@@ -73,26 +60,25 @@ def _spread(order: np.ndarray, sources: np.ndarray, contents: np.ndarray, k: int
 def select_tripled(scores: pd.DataFrame, emb: np.ndarray | None, k: int, p: SelectParams,
                    rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
     """Budget per task, then per feature cluster, in proportion to size; hardest outliers trimmed;
-    inside each cluster picks spread over the difficulty ranking and over source images, across tasks too:
-    where every task degrades the same clean images, a task takes images the others have not (more content
-    for the budget). `select.stratify: false` (ablation) treats each task as one cluster."""
+    inside each cluster picks spread over the difficulty ranking and over source images.
+    `select.stratify: false` (ablation) treats each task as one cluster."""
     hard = difficulty(scores, p.uncertainty_weight)
     picks, weights = [], []
-    tasks, sources, contents = scores["task"].to_numpy(), scores["source"].to_numpy(), content_keys(scores)
+    tasks, sources = scores["task"].to_numpy(), scores["source"].to_numpy()
     all_clusters = scores["cluster"].to_numpy() if p.stratify else np.zeros(len(scores), np.int32)
     task_names, task_sizes = np.unique(tasks, return_counts=True)
-    used, shown = Counter(), set()  # draws per source image and content taken, over all tasks and clusters
     for task, kt in zip(task_names, apportion(task_sizes, k)):
         rows = np.flatnonzero(tasks == task)
         keep = rows[np.argsort(hard[rows], kind="stable")]
         keep = keep[:max(int(np.ceil(len(keep) * (1 - p.trim))), kt)]  # drop the hardest few per cent
         clusters = all_clusters[keep]
         names, sizes = np.unique(clusters, return_counts=True)
+        used: set = set()  # sources already drawn for this task, across its clusters
         for c, kc in zip(names, apportion(sizes, kt)):
             if kc == 0:
                 continue
             members = keep[clusters == c]  # already sorted by difficulty
-            picked = _spread(members, sources, contents, int(kc), used, shown)
+            picked = _spread(members, sources, int(kc), used)
             picks += picked
             weights += [len(members) / kc] * len(picked)
     return picks, np.asarray(weights)
