@@ -11,7 +11,6 @@ import pandas as pd
 import torch
 from dvclive import Live
 
-from tripled.degradations import pointwise_specs
 from tripled.distilled import DistilledSet
 from tripled.distributed import launched, pick_device
 from tripled.evaluate import evaluate, held_out, summarise
@@ -44,13 +43,12 @@ def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, index_
     With DistributedDataParallel: torchrun --nproc_per_node N stages/train.py [options]."""
     mp = load_section(ModelParams, "model", params_path)
     p = load_section(TrainParams, "train", params_path)
-    data = load_section(DataParams, "data", params_path)
-    redraw = pointwise_specs(data.degradations) if p.redraw and data.synthetic else {}
     ds = DistilledSet(data_path, memory_limit=p.in_memory_mb << 20)
-    fingerprint = run_fingerprint(mp, p, data_path / "manifest.parquet", ds.attrs, redraw)
+    fingerprint = run_fingerprint(mp, p, data_path / "manifest.parquet", ds.attrs)
     validate, validating = None, [0.0]
     if p.eval_every:
-        rows = held_out(read_index(index_path, data.roots()), p.eval_samples, p.seed)
+        rows = held_out(read_index(index_path, load_section(DataParams, "data", params_path).roots()),
+                        p.eval_samples, p.seed)
 
         def validate(model: torch.nn.Module) -> float:
             t = time.perf_counter()
@@ -61,8 +59,7 @@ def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, index_
     (out / "restorer.pt").unlink(missing_ok=True)  # while this run trains, no older result reads as its result
     started = time.perf_counter()
     with launched(cuda=pick_device(p.device).type == "cuda") as world:
-        model, curve = train(ds, mp, p, out / "checkpoints" / "last.pt", fingerprint, validate=validate,
-                             redraw=redraw)
+        model, curve = train(ds, mp, p, out / "checkpoints" / "last.pt", fingerprint, validate=validate)
     if not world.main:
         return
     seconds = time.perf_counter() - started - validating[0]

@@ -250,10 +250,3 @@ def test_a_stage_prints_the_message_without_a_traceback(tmp_path, repo_params):
     assert result.exit_code == 1
     assert "data.root: required key is missing" in result.output and "data.colour: unknown key" in result.output
     assert not (tmp_path / "data").exists()  # checked before anything is written
-
-
-@pytest.mark.parametrize("root, layout, synthetic", [("demo", "paired", True), ("/data", "clean", True),
-                                                      ("/data", "paired", False)])
-def test_data_synthetic(root, layout, synthetic):
-    d = DataParams(root=root, layout=layout, degradations=[{"type": "noise"}])
-    assert d.synthetic is synthetic

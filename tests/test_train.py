@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from tripled.degradations import DegradationSpec
 from tripled.distilled import DistilledSet
 from tripled.params import ModelParams, TrainParams
-from tripled.train import CropSet, CurriculumSampler, balance_weights, train
+from tripled.train import CurriculumSampler, balance_weights, train
 from tests.helpers import write_distilled
 
 MODEL = ModelParams(arch="nafnet", kwargs=dict(width=8, enc_blk_nums=[1, 1], dec_blk_nums=[1, 1]))
@@ -105,44 +104,3 @@ def test_fingerprint_covers_params_data_and_training_code(tmp_path, monkeypatch)
     assert t.run_fingerprint(MODEL, TrainParams(seed=1), manifest, {}) != first
     code.write_text("v2")  # a checkpoint of older training code is not resumed
     assert t.run_fingerprint(MODEL, p, manifest, {}) != first
-
-
-def test_redraw_gives_crops_of_pointwise_tasks_a_fresh_degradation(tmp_path):
-    ds = DistilledSet(write_distilled(tmp_path / "d"))  # tasks t0, t1: stored noisy inputs
-    redraw = {"t1": DegradationSpec(type="noise", sigma=50)}
-    crops = CropSet(ds, 32, redraw)
-    t1 = [i for i, t in enumerate(ds.manifest["task"]) if t == "t1"]
-    t0 = [i for i, t in enumerate(ds.manifest["task"]) if t == "t0"]
-    plan = lambda seed: np.array([(i, 0, 0, 0, 0, seed) for i in t0 + t1], np.int64)
-    gt, lq = crops[plan(1)]
-    _, lq_again = crops[plan(1)]
-    _, lq_other = crops[plan(2)]
-    stored = torch.stack([torch.from_numpy(ds.pair(i)[1]) for i in t0 + t1])
-    n0 = len(t0)
-    assert torch.equal(lq[:n0], stored[:n0])  # a task without a spec keeps its stored input
-    assert torch.equal(lq, lq_again) and not torch.equal(lq[n0:], lq_other[n0:])  # the plan's seed decides
-    residual = lq[n0:].float() - gt[n0:].float()
-    assert 40 < residual.std().item() < 55  # sigma 50 drawn afresh, not the stored sigma 25
-    assert not torch.equal(lq[n0:], stored[n0:])
-
-
-def test_training_with_redraw_is_deterministic_and_differs_from_stored_inputs(tmp_path):
-    ds = DistilledSet(write_distilled(tmp_path / "d"))
-    p = TrainParams(steps=10, batch_size=4, crop=24, log_every=5, stage1_fraction=0.0)
-    redraw = {"t0": DegradationSpec(type="noise", sigma=25), "t1": DegradationSpec(type="noise", sigma=25)}
-    a, curve_a = train(ds, MODEL, p, tmp_path / "a.pt", "f", redraw=redraw)
-    b, curve_b = train(ds, MODEL, p, tmp_path / "b.pt", "f", redraw=redraw)
-    _, curve_stored = train(ds, MODEL, p, tmp_path / "c.pt", "f")
-    assert curve_a == curve_b and curve_a != curve_stored
-    for x, y in zip(a.state_dict().values(), b.state_dict().values()):
-        assert torch.equal(x, y)
-
-
-def test_fingerprint_covers_the_redrawn_degradations(tmp_path):
-    import tripled.train as t
-    manifest = tmp_path / "manifest.parquet"
-    manifest.write_bytes(b"m")
-    plain = t.run_fingerprint(MODEL, TrainParams(), manifest, {})
-    noise = t.run_fingerprint(MODEL, TrainParams(), manifest, {}, {"n": DegradationSpec(type="noise", sigma=25)})
-    other = t.run_fingerprint(MODEL, TrainParams(), manifest, {}, {"n": DegradationSpec(type="noise", sigma=50)})
-    assert len({plain, noise, other}) == 3

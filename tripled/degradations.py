@@ -19,8 +19,6 @@ from scipy import ndimage, signal
 
 TYPES = ("noise", "rain", "haze", "blur", "lowlight", "jpeg")
 BLUR_KINDS = ("defocus", "motion")
-# Pixel by pixel: degrading a crop draws from the same distribution as cropping a degraded image.
-POINTWISE = ("noise", "lowlight")
 
 
 @dataclass(frozen=True)
@@ -94,12 +92,6 @@ class DegradationSpec:
             if isinstance(v, numbers.Real) and not isinstance(v, bool):
                 kwargs[key] = float(v)
         return cls(**kwargs)
-
-
-def pointwise_specs(specs: list[Mapping[str, Any]]) -> dict[str, DegradationSpec]:
-    """The specs of `specs` that act pixel by pixel, by task name (training draws them afresh per crop)."""
-    parsed = (DegradationSpec.from_dict(d) for d in specs)
-    return {s.task: s for s in parsed if s.type in POINTWISE}
 
 
 def degrade(clean: np.ndarray, spec: DegradationSpec, seed: int) -> np.ndarray:

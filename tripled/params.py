@@ -40,18 +40,13 @@ class DataParams(_Section):
             raise ValueError(f"degradation task names must be unique, got {tasks}")
         return v
 
-    @property
-    def synthetic(self) -> bool:
-        """Degraded images are made here from clean ones by data.degradations (demo, layout clean)."""
-        return self.root == "demo" or self.layout == "clean"
-
     def roots(self, prepared: Path = Path("data/prepared")) -> list[Path]:
         """The folders index paths may lead into: what prepare wrote, and the dataset itself."""
         return [prepared] if self.root == "demo" else [prepared, Path(self.root)]
 
     @model_validator(mode="after")
     def _clean_needs_degradations(self) -> "DataParams":
-        if self.synthetic and not self.degradations:
+        if (self.root == "demo" or self.layout == "clean") and not self.degradations:
             raise ValueError("the demo set and layout 'clean' need at least one entry in data.degradations")
         return self
 
@@ -143,8 +138,6 @@ class TrainParams(_Section):
     eval_samples: int = Field(64, ge=1, description="held-out tiles per task for that PSNR curve")
     loss_ema: float = Field(0.9, ge=0.0, lt=1.0)
     ema: float = Field(0.995, ge=0.0, lt=1.0, description="decay of the weight average used as the result; 0 = off")
-    redraw: bool = Field(True, description="synthetic noise / low-light tasks: a fresh degradation of every "
-                                           "training crop from its clean side, not the stored one")
     balance: Literal["task", "none"] = Field("task", description="task: L1 divided by the task's mean input error")
     checkpoint_every: int = Field(200, ge=1)
     log_every: int = Field(10, ge=1)

@@ -2,12 +2,11 @@
 one process or several under torchrun (DDP)."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +17,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from tripled import degradations, distributed, models
-from tripled.degradations import DegradationSpec, degrade
+from tripled import distributed, models
 from tripled.distilled import DistilledSet
 from tripled.distributed import World, pick_device
 from tripled.io import file_hash
@@ -82,32 +80,26 @@ def balance_weights(ds: DistilledSet) -> np.ndarray:
 
 
 def plan_crops(ds: DistilledSet, idx: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """One row per sample: (index, top, left, flip left-right, flip up-down, degradation seed)."""
+    """One row per sample: (index, top, left, flip left-right, flip up-down)."""
     rows = []
     for i in idx:
         h, w = int(ds.manifest["height"].iat[i]), int(ds.manifest["width"].iat[i])
         y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
-        rows.append((int(i), y, x, rng.random() < 0.5, rng.random() < 0.5, int(rng.integers(2**31))))
-    return np.array(rows, np.int64).reshape(-1, 6)
+        rows.append((int(i), y, x, rng.random() < 0.5, rng.random() < 0.5))
+    return np.array(rows, np.int64).reshape(-1, 5)
 
 
 class CropSet(torch.utils.data.Dataset):
     """Loader side: reads the crops of a plan (only the chunks they cover when the set is on disk)
-    and returns uint8 NHWC batches; the float conversion happens on the training device.
+    and returns uint8 NHWC batches; the float conversion happens on the training device."""
 
-    `redraw`: task -> pointwise degradation; a crop of such a task gets a fresh draw of it from its
-    clean side. A handful of noisy tiles then teach the noise, not one realisation of it."""
-
-    def __init__(self, ds: DistilledSet, size: int, redraw: Mapping[str, DegradationSpec] | None = None):
+    def __init__(self, ds: DistilledSet, size: int):
         self.ds, self.size = ds, size
-        self.specs = [(redraw or {}).get(t) for t in ds.manifest["task"]]
 
     def __getitem__(self, plan: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         gts, lqs = [], []
-        for i, y, x, flip_lr, flip_ud, seed in plan:
+        for i, y, x, flip_lr, flip_ud in plan:
             gt, lq = self.ds.crop(int(i), int(y), int(x), self.size)
-            if self.specs[i] is not None:
-                lq = degrade(np.ascontiguousarray(gt), self.specs[i], int(seed))
             if flip_lr:
                 gt, lq = gt[:, ::-1], lq[:, ::-1]
             if flip_ud:
@@ -154,15 +146,12 @@ class StepTimes:
 
 
 # A checkpoint left by other training code must not be resumed: its run would differ from a fresh one.
-CODE_FILES = (Path(__file__), Path(models.__file__), Path(degradations.__file__))
+CODE_FILES = (Path(__file__), Path(models.__file__))
 
 
-def run_fingerprint(mp: ModelParams, p: TrainParams, manifest: Path, attrs: dict,
-                    redraw: Mapping[str, DegradationSpec] | None = None) -> str:
-    """What a checkpoint must match to be resumed: params, the distilled set, the degradations drawn
-    afresh and the training code."""
-    specs = {t: dataclasses.asdict(s) for t, s in (redraw or {}).items()}
-    parts = [mp.model_dump(), p.model_dump(), file_hash(manifest), attrs, specs, [file_hash(f) for f in CODE_FILES]]
+def run_fingerprint(mp: ModelParams, p: TrainParams, manifest: Path, attrs: dict) -> str:
+    """What a checkpoint must match to be resumed: params, the distilled set and the training code."""
+    parts = [mp.model_dump(), p.model_dump(), file_hash(manifest), attrs, [file_hash(f) for f in CODE_FILES]]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -174,10 +163,9 @@ def _save_atomic(obj: dict, path: Path) -> None:
 
 
 def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, fingerprint: str,
-          *, times: StepTimes | None = None, validate: Callable[[torch.nn.Module], float] | None = None,
-          redraw: Mapping[str, DegradationSpec] | None = None) -> tuple[torch.nn.Module, list[dict]]:
+          *, times: StepTimes | None = None, validate: Callable[[torch.nn.Module], float] | None = None
+          ) -> tuple[torch.nn.Module, list[dict]]:
     """Train for p.steps, resuming from `checkpoint` when it was written for the same fingerprint.
-    `redraw`: task -> pointwise degradation drawn afresh for each crop (see CropSet).
 
     Under torchrun each process trains on its share of every batch with DistributedDataParallel;
     all draw the same batch plans and see all losses, so their curricula stay in step.
@@ -229,7 +217,7 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint: Path, f
         net = torch.compile(net)
     planner = BatchPlanner(ds, sampler, size, p.batch_size, rng, start, p.steps, world, pending)
     # batch_size=None: each plan is one batch; workers read crops while the device trains.
-    loader = torch.utils.data.DataLoader(CropSet(ds, size, redraw), sampler=planner, batch_size=None,
+    loader = torch.utils.data.DataLoader(CropSet(ds, size), sampler=planner, batch_size=None,
                                          num_workers=p.workers, pin_memory=device.type == "cuda",
                                          prefetch_factor=p.prefetch if p.workers else None)
     model.train()
