@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -30,11 +29,16 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tripled.extraction import run_extract  # noqa: E402
-from tripled.features import create_backbone, write_store  # noqa: E402
-from tripled.io import file_hash, list_images, read_image, resize  # noqa: E402
-from tripled.params import LABELS, FeatureParams  # noqa: E402
-from tripled.thumbs import DecodePool, chunks, default_workers, index_rows, thumb_batch  # noqa: E402
+from bench.common import provenance  # noqa: E402
+from tripled.data.images import read_image, resize  # noqa: E402
+from tripled.data.layouts import list_images  # noqa: E402
+from tripled.features.backbone import create_backbone  # noqa: E402
+from tripled.features.complexity import LABELS  # noqa: E402
+from tripled.features.decode import DecodePool, chunks, default_workers, index_rows, thumb_batch  # noqa: E402
+from tripled.features.extract import run_extract  # noqa: E402
+from tripled.features.params import FeatureParams  # noqa: E402
+from tripled.features.store import write_store  # noqa: E402
+from tripled.hashing import file_hash  # noqa: E402
 
 SOURCES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
            "colorwheel", "cat", "motorcycle_left")
@@ -124,8 +128,8 @@ def _dvc_status_1m(work: Path, rows: int, dim: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=192,
-                    help="4K JPEGs to generate (ignored with --folder); the stage's fixed start-up (~0.5 s) needs a few "
-                         "seconds of decoding to amortise")
+                    help="4K JPEGs to generate (ignored with --folder); the stage's fixed start-up (~0.5 s) needs "
+                         "a few seconds of decoding to amortise")
     ap.add_argument("--folder", type=Path, help="a folder of JPEGs to use instead")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="features.precision (default: params.yaml)")
@@ -186,7 +190,8 @@ def main() -> None:
             dvc_status_s_1m=round(_dvc_status_1m(work, args.rows_1m, dim), 3), store_dim=dim,
             mean_jpeg_mb=round(float(np.mean([f.stat().st_size for f in files])) / 2**20, 2),
             runs=dict(ceiling=[round(x, 2) for x in ceiling], naive=[round(x, 2) for x in naive],
-                      extract=[round(x, 2) for x in extract]))
+                      extract=[round(x, 2) for x in extract]),
+            provenance=provenance(dict(features=p.model_dump(), images=len(index))))
         print(json.dumps(result))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from PIL import Image
 
-from tripled.prepare import demo_image
+from tripled.data.prepare import demo_image
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
           "motorcycle", "china", "flower", "camera", "brick", "grass", "gravel", "moon", "coins", "cell", "clock")

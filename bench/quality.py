@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -26,20 +25,22 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["stages", "tripled", "dvc.yaml", "params.yaml", "setup.cfg", "pyproject.toml", ".dvc/config",
-                 ".dvc/.gitignore", ".dvcignore", "data/.gitignore", "models/.gitignore"]
+sys.path.insert(0, str(ROOT))  # run as a script: bench.common beside it
+
+from bench.common import copy_project, provenance  # noqa: E402
+from tripled.selection.methods import METHODS  # noqa: E402
 
 BASELINE = {"refine.enabled": False, "train.curriculum": False}  # a naive subset: no refine, no curriculum
 TRIPLED = {"select.method": "tripled", "refine.enabled": True, "train.curriculum": True}
-# Method name -> params. Ablations switch off one component of TripleD each.
+# Method name -> params: every select.method (baselines without refine and curriculum), and the ablations
+# that switch off one component of TripleD each.
 VARIANTS: dict[str, dict] = {
     "tripled": TRIPLED,
     "tripled-nostratify": {**TRIPLED, "select.stratify": False},
     "tripled-norefine": {**TRIPLED, "refine.enabled": False},
     "tripled-nocurriculum": {**TRIPLED, "train.curriculum": False},
     "tripled-nouncertainty": {**TRIPLED, "select.uncertainty_weight": 0.0},
-    **{m: {"select.method": m, **BASELINE}
-       for m in ("random", "entropy_topk", "gradient_topk", "kcenter", "herding", "loss", "full")},
+    **{m: {"select.method": m, **BASELINE} for m in METHODS if m != "tripled"},
 }
 STOCHASTIC_SELECTION = ("random", "kcenter")  # methods whose subset depends on select.seed
 LOSS_WARMUP_STEPS = 200
@@ -60,17 +61,9 @@ def _set(params: dict, dotted: str, value) -> None:
 
 def make_project(folder: Path, base: dict[str, object]) -> None:
     """Copy the project's code into `folder` (a git repo) with `base` params; commit when anything changed."""
-    folder.mkdir(parents=True, exist_ok=True)
     for stale in ("rwlock", "rwlock.lock", "lock"):  # left by an interrupted run of this bench
         (folder / ".dvc" / "tmp" / stale).unlink(missing_ok=True)
-    for name in PROJECT_FILES:
-        src, dst = ROOT / name, folder / name
-        if src.is_dir():
-            shutil.rmtree(dst, ignore_errors=True)
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
+    copy_project(folder)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for key, value in base.items():
         _set(params, key, value)
@@ -103,8 +96,9 @@ def one_run(project: Path, method: str, seed: int) -> dict:
     result = json.loads((project / "metrics/eval.json").read_text())
     train = json.loads((project / "metrics/train.json").read_text())
     curve = pd.read_csv(project / "metrics/psnr_curve.csv")
+    params = yaml.safe_load((project / "params.yaml").read_text())  # as the run saw them (-S applied)
     return dict(method=method, seed=seed, eval=result, train_seconds=train.get("seconds"), samples=train["samples"],
-                wall_seconds=round(wall, 1), curve=curve.to_dict("list"))
+                wall_seconds=round(wall, 1), curve=curve.to_dict("list"), provenance=provenance(params))
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -118,9 +112,9 @@ def summarise(runs: list[dict]) -> dict:
     the degraded input's figures under `input`."""
     first = runs[0]["eval"]
     tasks = sorted(first["tasks"])
+    inputs = {t: dict(psnr=first["tasks"][t]["psnr_input"], ssim=first["tasks"][t]["ssim_input"]) for t in tasks}
     out: dict = dict(input=dict(psnr_mean=first["overall"]["psnr_input"], ssim_mean=first["overall"]["ssim_input"],
-                                tasks={t: dict(psnr=first["tasks"][t]["psnr_input"], ssim=first["tasks"][t]["ssim_input"])
-                                       for t in tasks}))
+                                tasks=inputs))
     by_method: dict[str, list[dict]] = {}
     for r in runs:
         by_method.setdefault(r["method"], []).append(r)
@@ -159,7 +153,8 @@ def markdown(summary: dict, methods: list[str], command: str) -> str:
     for name in methods:
         m = summary[name]
         vs = m.get("vs_random")
-        vs_text = "–" if name == "random" or not vs else f"{vs['diff_db']:+.2f} ± {vs['se_db']:.2f} ({'yes' if vs['beats'] else 'no'})"
+        vs_text = "–" if name == "random" or not vs else \
+            f"{vs['diff_db']:+.2f} ± {vs['se_db']:.2f} ({'yes' if vs['beats'] else 'no'})"
         gain = f"{100 * m['gain_retained']:.1f} %" if "gain_retained" in m else "–"
         cells = [f"{m['tasks'][t]['psnr']:.2f} ± {m['tasks'][t]['psnr_std']:.2f}" for t in tasks]
         lines.append(f"| {name} | {m['n']} | " + " | ".join(cells)
@@ -181,7 +176,8 @@ def curves(runs: list[dict]) -> pd.DataFrame:
 
 @click.command()
 @click.option("--data-root", default="demo", show_default=True, help="dataset folder, or 'demo'.")
-@click.option("--layout", type=click.Choice(["paired", "clean"]), default=None, help="data.layout (default: params.yaml).")
+@click.option("--layout", type=click.Choice(["paired", "clean"]), default=None,
+              help="data.layout (default: params.yaml).")
 @click.option("--ratio", type=float, default=None, help="select.ratio (default: params.yaml).")
 @click.option("--methods", default="tripled,random,full", show_default=True,
               help=f"comma-separated, of: {', '.join(VARIANTS)}.")
@@ -206,7 +202,7 @@ def main(data_root, layout, ratio, methods, steps, seeds, out_dir, eval_every, e
         base["train.eval_every"] = eval_every
         base["train.log_every"] = math.gcd(eval_every, 10)
     if "loss" in names:
-        base["score.loss_steps"] = LOSS_WARMUP_STEPS  # the loss baseline needs the warm-up loss (--set overrides)
+        base["warmup.steps"] = LOSS_WARMUP_STEPS  # the loss baseline needs the warm-up loss (--set overrides)
     for item in extra:
         key, _, value = item.partition("=")
         if "." not in key or not _:
@@ -226,7 +222,8 @@ def main(data_root, layout, ratio, methods, steps, seeds, out_dir, eval_every, e
                        f"train {r['train_seconds']} s, run {r['wall_seconds']} s", err=True)
             (out_dir / "runs.json").write_text(json.dumps(runs, indent=1) + "\n")
     summary = summarise(runs)
-    summary["meta"] = dict(command=command, params=base, wall_seconds=round(time.perf_counter() - started, 1))
+    summary["meta"] = dict(command=command, params=base, wall_seconds=round(time.perf_counter() - started, 1),
+                           provenance=provenance(yaml.safe_load((project / "params.yaml").read_text())))
     (out_dir / "quality.json").write_text(json.dumps(summary, indent=2) + "\n")
     table = markdown(summary, names, command)
     (out_dir / "quality.md").write_text(table + f"\nWall time of all runs: {summary['meta']['wall_seconds']:.0f} s.\n")

@@ -1,7 +1,7 @@
 """Training throughput: patches/s, the share of step time spent waiting for data, peak memory.
 
 Builds a synthetic distilled set of UHD images (on disk, chunked like the real one), runs the real
-training loop (tripled.train) for warmup + steps steps and prints one JSON line. The model and
+training loop (tripled.training.loop) for warmup + steps steps and prints one JSON line. The model and
 training params come from a params file; the options override them.
 
     python bench/train.py --params params-uhd.yaml --steps 50          # on a GPU machine
@@ -9,6 +9,7 @@ training params come from a params file; the options override them.
 """
 import json
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,11 +18,15 @@ import click
 import numpy as np
 import torch
 
-from tripled.distilled import DistilledSet, DistilledWriter
-from tripled.distributed import pick_device
-from tripled.models import build_model
-from tripled.params import ModelParams, TrainParams, load_section
-from tripled.train import StepTimes, train
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: bench.common beside it
+
+from bench.common import provenance
+from tripled.data.distilled import DistilledSet, DistilledWriter
+from tripled.device import pick_device
+from tripled.params import load_section
+from tripled.training.archs import build_model
+from tripled.training.loop import StepTimes, train
+from tripled.training.params import ModelParams, TrainParams
 
 
 def synthetic_set(folder: Path, images: int, height: int, width: int, seed: int = 0) -> DistilledSet:
@@ -83,7 +88,8 @@ def main(params_path, arch, crop, batch, workers, steps, warmup, images, size) -
         bf16=device.type == "cuda", steps=steps, warmup=warmup,
         step_ms=round(1000 * total.mean(), 2), patches_per_s=round(p.batch_size * len(total) / total.sum(), 2),
         data_wait_fraction=round(float(data.sum() / total.sum()), 4),
-        peak_mem_mb=round(peak, 1), peak_mem_kind=peak_kind, wall_s=round(wall, 2))))
+        peak_mem_mb=round(peak, 1), peak_mem_kind=peak_kind, wall_s=round(wall, 2),
+        provenance=provenance(dict(model=mp.model_dump(), train=p.model_dump(), images=images, size=size)))))
 
 
 if __name__ == "__main__":

@@ -7,24 +7,30 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from tripled.features import read_features
-from tripled.params import SelectParams, load_section
-from tripled.selection import FEATURE_METHODS, select
+from tripled.features.store import read_features
+from tripled.params import load_section
+from tripled.publish import atomic
+from tripled.selection.methods import FEATURE_METHODS, SelectParams, select
+from tripled.stage import StageCommand, params_option, path_option
 
 
-@click.command()
-@click.option("--params", "params_path", default="params.yaml", show_default=True, help="params file (section 'select').")
-@click.option("--scores", "scores_path", default="data/scores.parquet", show_default=True, type=click.Path(path_type=Path))
-@click.option("--features", "features_path", default="data/features.zarr", show_default=True,
-              type=click.Path(path_type=Path), help="read only by methods on features (kcenter, herding).")
-@click.option("--out", default="data/subset.parquet", show_default=True, type=click.Path(path_type=Path))
-def main(params_path: str, scores_path: Path, features_path: Path, out: Path) -> None:
+@click.command(cls=StageCommand)
+@params_option("'select'")
+@path_option("--scores", "scores_path", "data/scores.parquet")
+@path_option("--features", "features_path", "data/features.zarr",
+             "read only by methods on features (kcenter, herding).")
+@path_option("--warmup", "warmup_path", "data/warmup.parquet",
+             "per-sample loss of the warmup stage (method loss).")
+@path_option("--out", "out", "data/subset.parquet")
+def main(params_path: str, scores_path: Path, features_path: Path, warmup_path: Path, out: Path) -> None:
     """Select select.ratio of the training samples with select.method and split them into two stages."""
     p = load_section(SelectParams, "select", params_path)
-    scores = pd.read_parquet(scores_path)
+    scores = pd.read_parquet(scores_path).merge(pd.read_parquet(warmup_path), on="id", how="left",
+                                                validate="one_to_one")
     emb = read_features(features_path)[0] if p.method in FEATURE_METHODS else None
     subset = select(scores, p, emb)
-    subset.to_parquet(out, index=False)
+    with atomic(out) as tmp:
+        subset.to_parquet(tmp, index=False)
     per_task = subset.merge(scores[["id", "task"]], on="id").groupby(["task", "stage"]).size().unstack(fill_value=0)
     click.echo(f"select ({p.method}): {len(subset)} of {int((scores['split'] == 'train').sum())} training samples\n"
                f"{per_task.to_string()}")

@@ -2,7 +2,6 @@
 
 Several GPUs (or CPU processes): torchrun --nproc_per_node N stages/train.py; rank 0 writes."""
 import copy
-import json
 import time
 from pathlib import Path
 
@@ -11,12 +10,16 @@ import pandas as pd
 import torch
 from dvclive import Live
 
-from tripled.distilled import DistilledSet
-from tripled.distributed import launched, pick_device
-from tripled.evaluate import evaluate, held_out, summarise
-from tripled.io import publish, read_index, staging_path
-from tripled.params import DataParams, ModelParams, TrainParams, load_section
-from tripled.train import run_fingerprint, train
+from tripled.data.distilled import DistilledSet
+from tripled.data.index import load_index
+from tripled.device import pick_device
+from tripled.evaluation.evaluate import evaluate, held_out, summarise
+from tripled.params import load_section
+from tripled.publish import atomic, write_json
+from tripled.stage import StageCommand, index_option, params_option, path_option
+from tripled.training.distributed import launched
+from tripled.training.loop import run_fingerprint, train
+from tripled.training.params import ModelParams, TrainParams
 
 
 def log_curve(curve: list[dict], folder: Path) -> None:
@@ -29,14 +32,13 @@ def log_curve(curve: list[dict], folder: Path) -> None:
                 live.log_metric(name, row[name])
 
 
-@click.command()
-@click.option("--params", "params_path", default="params.yaml", show_default=True, help="params file (sections 'model', 'train').")
-@click.option("--data", "data_path", default="data/distilled", show_default=True, type=click.Path(path_type=Path))
-@click.option("--out", default="models", show_default=True, type=click.Path(path_type=Path))
-@click.option("--metrics", "metrics_dir", default="metrics", show_default=True, type=click.Path(path_type=Path),
-              help="train.json, psnr_curve.csv, and the training curves in dvclive/ (plots/metrics/*.tsv).")
-@click.option("--index", "index_path", default="data/index.parquet", show_default=True, type=click.Path(path_type=Path),
-              help="held-out tiles for the PSNR-versus-step curve (train.eval_every > 0).")
+@click.command(cls=StageCommand)
+@params_option("'model', 'train', 'data'")
+@path_option("--data", "data_path", "data/distilled")
+@path_option("--out", "out", "models")
+@path_option("--metrics", "metrics_dir", "metrics",
+             "train.json, psnr_curve.csv, and the training curves in dvclive/ (plots/metrics/*.tsv).")
+@index_option("held-out tiles for the PSNR-versus-step curve (train.eval_every > 0).")
 def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, index_path: Path) -> None:
     """Train model.arch on the distilled set; checkpoints every train.checkpoint_every steps and resumes.
 
@@ -47,8 +49,7 @@ def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, index_
     fingerprint = run_fingerprint(mp, p, data_path / "manifest.parquet", ds.attrs)
     validate, validating = None, [0.0]
     if p.eval_every:
-        rows = held_out(read_index(index_path, load_section(DataParams, "data", params_path).roots()),
-                        p.eval_samples, p.seed)
+        rows = held_out(load_index(index_path, params_path), p.eval_samples, p.seed)
 
         def validate(model: torch.nn.Module) -> float:
             t = time.perf_counter()
@@ -63,18 +64,17 @@ def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, index_
     if not world.main:
         return
     seconds = time.perf_counter() - started - validating[0]
-    staged = staging_path(out / "restorer.pt")
-    torch.save(model.state_dict(), staged)
-    publish(staged, out / "restorer.pt")
-    (out / "restorer.json").write_text(json.dumps(dict(arch=mp.arch, kwargs=mp.kwargs), indent=2) + "\n")
-    metrics_dir.mkdir(parents=True, exist_ok=True)
+    with atomic(out / "restorer.pt") as tmp:
+        torch.save(model.state_dict(), tmp)
+    write_json(out / "restorer.json", dict(arch=mp.arch, kwargs=mp.kwargs))
     log_curve(curve, metrics_dir / "dvclive")
     frame = pd.DataFrame(curve)
     psnr_curve = frame.dropna(subset=["psnr"]) if "psnr" in frame else pd.DataFrame(columns=["step", "psnr"])
-    psnr_curve[["step", "psnr"]].to_csv(metrics_dir / "psnr_curve.csv", index=False)
+    with atomic(metrics_dir / "psnr_curve.csv") as tmp:
+        psnr_curve[["step", "psnr"]].to_csv(tmp, index=False)
     # seconds: wall time of this run's training loop without the PSNR curve (a resumed run: its own part)
-    summary = dict(steps=p.steps, samples=len(ds), final_loss=round(curve[-1]["loss"], 6), seconds=round(seconds, 2))
-    (metrics_dir / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(metrics_dir / "train.json", dict(steps=p.steps, samples=len(ds), final_loss=round(curve[-1]["loss"], 6),
+                                                seconds=round(seconds, 2)))
     click.echo(f"train: {p.steps} steps on {len(ds)} pairs, loss {curve[0]['loss']:.4f} -> {curve[-1]['loss']:.4f}")
 
 

@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 import yaml
+from PIL import Image
 
-from tripled.distilled import DistilledWriter
-from tripled.io import file_hash
-from tripled.params import FeatureParams
+from bench.common import copy_project
+from tripled.data.distilled import DistilledWriter
+from tripled.features.params import FeatureParams
+from tripled.hashing import file_hash
 
 TINY_VIT = FeatureParams(backbone="vit_tiny_patch16_224", thumb_size=32, batch_size=8, label_samples=8,
                          scratch_steps=0, model_kwargs=dict(depth=1, embed_dim=48, num_heads=2))
@@ -43,14 +43,11 @@ def write_distilled(folder: Path, n: int = 8, size: int = 32, sigma: float = 25.
     return folder
 
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["stages", "tripled", "dvc.yaml", "params.yaml", "setup.cfg", "pyproject.toml", ".dvc/config",
-                 ".dvc/.gitignore", ".dvc/plots", ".dvcignore"]
-
 TINY = {
     "data": {"degradations": [{"type": "noise", "sigma": 25}, {"type": "rain"}], "tile": 64},
     "features": {"model_kwargs": {"depth": 2}, "label_samples": 60, "scratch_steps": 5, "batch_size": 32},
-    "score": {"clusters": 4, "heads": 4, "loss_steps": 5},
+    "score": {"clusters": 4, "heads": 4},
+    "warmup": {"steps": 5},
     "select": {"ratio": 0.05},
     "refine": {"steps": 3},
     "model": {"kwargs": {"width": 8, "enc_blk_nums": [1, 1], "dec_blk_nums": [1, 1], "middle_blk_num": 1}},
@@ -82,13 +79,7 @@ def commit_all(repo: Path, message: str) -> None:
 
 def make_project(repo: Path, overrides: dict = TINY) -> Path:
     """The project's pipeline copied into a new git repo `repo` with `overrides` applied to params.yaml."""
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, repo / name)
+    copy_project(repo)
     set_params(repo, overrides)
     run(["git", "init", "-q"], repo)
     commit_all(repo, "init")

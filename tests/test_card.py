@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from tripled.card import build_card, folder_size, human_size, read_card, render_markdown, write_card
-from tripled.distilled import DistilledSet
 from tests.helpers import write_distilled
+from tripled.data.distilled import DistilledSet
+from tripled.selection.card import build_card, folder_size, human_size, read_card, render_markdown, write_card
 
 REPORT = dict(distance="kl", before=0.8, after=0.3, kl_before=0.8, kl_after=0.3, mmd_before=0.05, mmd_after=0.02)
 

@@ -14,12 +14,13 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from tripled.card import write_card
-from tripled.cli import main
-from tripled.models import build_model
-from tripled.tiling import tile_starts
-from tests.helpers import ROOT, smooth_images
+from bench.common import ROOT
+from tests.helpers import smooth_images
 from tests.test_card import make_card
+from tripled.cli import main
+from tripled.evaluation.tiling import tile_starts
+from tripled.selection.card import write_card
+from tripled.training.archs import build_model
 
 TINY_NAFNET = dict(width=8, enc_blk_nums=[1, 1], dec_blk_nums=[1, 1], middle_blk_num=1)
 
@@ -96,9 +97,9 @@ MEASURE = textwrap.dedent("""
     import torch
     from PIL import Image
     from tripled.cli import main
-    from tripled.io import read_image
-    from tripled.metrics import to_tensor, to_uint8
-    from tripled.restore import load_restorer
+    from tripled.data.images import read_image
+    from tripled.evaluation.metrics import to_tensor, to_uint8
+    from tripled.evaluation.restore import load_restorer
 
     def status(key):
         line = next(x for x in open("/proc/self/status") if x.startswith(key + ":"))

@@ -2,9 +2,15 @@
 import numpy as np
 import pytest
 
-from tripled.complexity import (_grey, combine, complexity_labels, global_entropy, gradient_energy,
-                                local_entropy)
-from tripled.params import LABELS
+from tripled.features.complexity import (
+    LABELS,
+    _grey,
+    combine,
+    complexity_labels,
+    global_entropy,
+    gradient_energy,
+    local_entropy,
+)
 
 H = W = 128
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 import yaml
 
-from tripled.distilled import DistilledSet
-from tripled.models import build_model
-from tripled.params import ModelParams, TrainParams
-from tripled.train import train
 from tests.helpers import read_curve, write_distilled
+from tripled.data.distilled import DistilledSet
+from tripled.training.archs import build_model
+from tripled.training.loop import train
+from tripled.training.params import ModelParams, TrainParams
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = dict(arch="nafnet", kwargs=dict(width=8, enc_blk_nums=[1, 1], dec_blk_nums=[1, 1]))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from tripled.degradations import DegradationSpec, degrade
+from tripled.data.degradations import DegradationSpec, degrade
 
 DEFAULT_SPECS = [
     DegradationSpec("noise"),

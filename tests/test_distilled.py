@@ -5,8 +5,8 @@ import zarr
 from zarr.abc.store import RangeByteRequest
 from zarr.storage import LocalStore, WrapperStore
 
-from tripled.distilled import CHUNK, DistilledSet, DistilledWriter
 from tests.helpers import write_distilled
+from tripled.data.distilled import CHUNK, DistilledSet, DistilledWriter
 
 
 def test_round_trip_and_crop(tmp_path):

@@ -3,8 +3,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from tripled.evaluate import complexity_histogram, evaluate, summarise
 from tests.helpers import smooth_images
+from tripled.evaluation.evaluate import complexity_histogram, evaluate, summarise
 
 
 def _test_split(tmp_path, n=4, size=48):
@@ -14,8 +14,9 @@ def _test_split(tmp_path, n=4, size=48):
         lq = np.clip(gt + rng.normal(0, 20, gt.shape), 0, 255).astype(np.uint8)
         Image.fromarray(gt).save(tmp_path / f"gt{i}.png")
         Image.fromarray(lq).save(tmp_path / f"lq{i}.png")
-        rows.append(dict(id=f"t{i % 2}/{i}", task=f"t{i % 2}", source=f"s{i // 2}", gt_path=str(tmp_path / f"gt{i}.png"),
-                         lq_path=str(tmp_path / f"lq{i}.png"), x=8, y=8, w=32, h=32))
+        rows.append(dict(id=f"t{i % 2}/{i}", task=f"t{i % 2}", source=f"s{i // 2}",
+                         gt_path=str(tmp_path / f"gt{i}.png"), lq_path=str(tmp_path / f"lq{i}.png"),
+                         x=8, y=8, w=32, h=32))
     return pd.DataFrame(rows)
 
 
@@ -59,7 +60,8 @@ class LocalNet(torch.nn.Module):
         super().__init__()
         torch.manual_seed(0)
         self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.GELU(),
-                                       torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.GELU(), torch.nn.Conv2d(8, 3, 3, padding=1))
+                                       torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.GELU(),
+                                       torch.nn.Conv2d(8, 3, 3, padding=1))
         self.seen = []
 
     def forward(self, x):
@@ -68,7 +70,7 @@ class LocalNet(torch.nn.Module):
 
 
 def test_tiled_evaluation_scores_like_whole_images(tmp_path):
-    # Tiles blend only where each is trusted (see tripled.tiling): exact for a local model.
+    # Tiles blend only where each is trusted (see tripled.evaluation.tiling): exact for a local model.
     split = _test_split(tmp_path)  # 32 x 32 test samples
     whole_net, tiled_net = LocalNet(), LocalNet()
     whole, tiled = evaluate(whole_net, split), evaluate(tiled_net, split, tile=20, overlap=12)

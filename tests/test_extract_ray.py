@@ -4,7 +4,7 @@ import ray
 import zarr
 
 from tests.helpers import TINY_VIT, write_image_index
-from tripled.extraction import run_extract
+from tripled.features.extract import run_extract
 
 
 def test_ray_engine_equals_local_engine(tmp_path, monkeypatch):

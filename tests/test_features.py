@@ -3,10 +3,10 @@ import pandas as pd
 import pytest
 import torch
 
-from tripled.features import (SHARD_ROWS, IncompleteStoreError, create_backbone, fingerprint, label_sample,
-                              load_backbone, read_features, train_scratch, write_store)
-from tripled.params import LABELS
 from tests.helpers import TINY_VIT, smooth_images
+from tripled.features.backbone import create_backbone, fingerprint, label_sample, load_backbone, train_scratch
+from tripled.features.complexity import LABELS
+from tripled.features.store import SHARD_ROWS, IncompleteStoreError, create_store, read_features, write_store
 
 
 def test_scratch_backbone_learns_labels():
@@ -47,12 +47,22 @@ def test_store_is_written_by_shards_and_complete_only_at_the_end(tmp_path):
     assert emb.shape == (n, 4) and emb[-1, 0] == SHARD_ROWS and attrs["complete"] is True
 
 
-def test_interrupted_store_is_refused(tmp_path):
+def test_interrupted_write_leaves_the_previous_store(tmp_path):
+    path = tmp_path / "f.zarr"
+    write_store(path, 10, 4, dict(view="gt"), lambda a, b: (np.ones((b - a, 4)), np.ones((b - a, len(LABELS)))))
+
     def rows(start, stop):
         raise KeyboardInterrupt  # killed while writing the first shard
 
     with pytest.raises(KeyboardInterrupt):
-        write_store(tmp_path / "f.zarr", 10, 4, dict(view="gt"), rows)
+        write_store(path, 10, 4, dict(view="lq"), rows)
+    emb, _, attrs = read_features(path)
+    assert attrs["view"] == "gt" and emb.shape == (10, 4)
+    assert [p.name for p in tmp_path.iterdir()] == ["f.zarr"]  # nothing half-written beside it
+
+
+def test_store_without_its_completion_mark_is_refused(tmp_path):
+    create_store(tmp_path / "f.zarr", 10, 4, dict(view="gt"))  # e.g. a store copied in part
     with pytest.raises(IncompleteStoreError, match="rerun extract"):
         read_features(tmp_path / "f.zarr")
 

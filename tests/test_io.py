@@ -8,7 +8,9 @@ import pytest
 from PIL import Image, JpegImagePlugin
 from skimage import data
 
-from tripled.io import ImageError, LayoutError, read_image, read_thumbnail, resize, scan_clean, scan_paired
+from tripled.data.images import ImageError, read_image, read_thumbnail, resize
+from tripled.data.layouts import scan_clean, scan_paired
+from tripled.errors import LayoutError
 
 
 def _rgb(h=20, w=30, seed=0):
@@ -97,8 +99,8 @@ def _png(path, arr, bit_depth, color_type):
 
     h, w = arr.shape[:2]
     raw = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(h))
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
     return path
 
 

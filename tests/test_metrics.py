@@ -4,7 +4,7 @@ import torch
 from skimage import data, filters
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from tripled.metrics import psnr, ssim, to_tensor, to_uint8
+from tripled.evaluation.metrics import psnr, ssim, to_tensor, to_uint8
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tripled.params import (DataParams, EvalParams, FeatureParams, ModelParams, ParamsError, RefineParams,
-                            ScoreParams, SelectParams, TrainParams, load_section, read_params)
+from tripled.data.params import DataParams
+from tripled.errors import ParamsError
+from tripled.evaluation.evaluate import EvalParams
+from tripled.features.params import FeatureParams
+from tripled.params import load_section, read_params
+from tripled.selection.methods import SelectParams
+from tripled.selection.refine import RefineParams
+from tripled.selection.scoring import ScoreParams
+from tripled.selection.warmup import WarmupParams
+from tripled.training.params import ModelParams, TrainParams
 
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 SECTIONS = [
-    (DataParams, "data"), (FeatureParams, "features"), (ScoreParams, "score"), (SelectParams, "select"),
+    (DataParams, "data"), (FeatureParams, "features"), (ScoreParams, "score"), (WarmupParams, "warmup"),
+    (SelectParams, "select"),
     (RefineParams, "refine"), (ModelParams, "model"), (TrainParams, "train"), (EvalParams, "evaluate"),
 ]
 
@@ -195,7 +204,8 @@ def test_duplicate_degradation_tasks(tmp_path, repo_params):
     msg = _error(DataParams, "data", _with(tmp_path, repo_params, "data", degradations=degs))
     assert "data.degradations" in msg and "unique" in msg
     degs[1]["name"] = "noise_b"  # a name disambiguates
-    assert len(load_section(DataParams, "data", _with(tmp_path, repo_params, "data", degradations=degs)).degradations) == 2
+    path = _with(tmp_path, repo_params, "data", degradations=degs)
+    assert len(load_section(DataParams, "data", path).degradations) == 2
 
 
 def test_clean_layout_needs_degradations(tmp_path):

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 import zarr
 
-from tests.helpers import make_project, read_curve, run as _run, set_params as _set_params
+from tests.helpers import TINY, make_project, read_curve
+from tests.helpers import run as _run
+from tests.helpers import set_params as _set_params
 
 
 def _ran(log: str) -> set[str]:
@@ -20,7 +22,7 @@ def _ran(log: str) -> set[str]:
 def repo(tmp_path_factory) -> Path:
     repo = make_project(tmp_path_factory.mktemp("project"))
     log = _run(["dvc", "repro"], repo)
-    assert _ran(log) == {"prepare", "extract", "score", "select", "refine", "train", "evaluate"}
+    assert _ran(log) == {"prepare", "extract", "score", "warmup", "select", "refine", "train", "evaluate"}
     return repo
 
 
@@ -36,6 +38,9 @@ def test_every_output(repo: Path) -> None:
 
     scores = pd.read_parquet(repo / "data/scores.parquet")
     assert list(scores["id"]) == list(index["id"])
+    warmup = pd.read_parquet(repo / "data/warmup.parquet")
+    train = (index["split"] == "train").to_numpy()
+    assert list(warmup["id"]) == list(index["id"]) and warmup["loss"][train].notna().all()  # TINY: 5 proxy steps
     subset = pd.read_parquet(repo / "data/subset.parquet")
     n_train = int((index["split"] == "train").sum())
     assert len(subset) == round(0.05 * n_train) and set(subset["stage"]) == {1, 2}
@@ -43,7 +48,8 @@ def test_every_output(repo: Path) -> None:
     manifest = pd.read_parquet(repo / "data/distilled/manifest.parquet")
     assert sorted(manifest["id"]) == sorted(subset["id"])
     refine = json.loads((repo / "metrics/refine.json").read_text())
-    assert refine["steps"] == 3 and refine["after"] >= 0
+    assert refine["steps"] == 3 and refine["samples"] == len(subset)
+    assert refine["after"] == refine["kl_after"] != refine["kl_before"] == refine["before"]  # 3 steps moved the set
 
     assert (repo / "models/restorer.pt").is_file()
     curve = read_curve(repo / "metrics")
@@ -51,7 +57,8 @@ def test_every_output(repo: Path) -> None:
     card = json.loads((repo / "data/distilled/card.json").read_text())
     assert card["samples"] == len(subset) and card["selection"]["ratio"] == 0.05
     projection = pd.read_csv(repo / "plots/features_2d.csv")
-    assert projection["set"].value_counts().to_dict() == {"all": n_train, "selected": len(subset), "refined": len(subset)}
+    counts = projection["set"].value_counts().to_dict()
+    assert counts == {"all": n_train, "selected": len(subset), "refined": len(subset)}
     result = json.loads((repo / "metrics/eval.json").read_text())
     assert set(result["tasks"]) == {"noise25", "rain"}
     assert all(k in result["overall"] for k in ("psnr", "psnr_input", "ssim", "ssim_input"))
@@ -75,3 +82,26 @@ def test_forced_extract_reuses_its_persistent_cache(repo: Path) -> None:
     log = _run(["dvc", "repro", "-f", "-s", "extract"], repo)
     assert "(0 embedded now" in log and "(0 computed now)" in log
     assert "data and pipelines are up to date" in _run(["dvc", "status"], repo).lower()
+
+
+def _status(repo: Path) -> set[str]:
+    return set(json.loads(_run(["dvc", "status", "--json"], repo)))
+
+
+def test_editing_the_training_loop_or_the_model_reaches_only_train(repo: Path) -> None:
+    """`dvc status` after a one-line edit of the training loop, and after a model.kwargs change."""
+    assert _status(repo) == set()
+    loop = repo / "tripled/training/loop.py"
+    original = loop.read_text()
+    loop.write_text(original + "\n# an edit\n")
+    try:
+        assert _status(repo) == {"train"}  # evaluate follows only if the model it reads changes
+    finally:
+        loop.write_text(original)
+    params = (repo / "params.yaml").read_text()
+    _set_params(repo, {"model": {"kwargs": {**TINY["model"]["kwargs"], "width": 4}}})
+    try:
+        assert _status(repo) == {"train"}
+    finally:
+        (repo / "params.yaml").write_text(params)
+    assert _status(repo) == set()

@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from tripled.io import read_image
-from tripled.params import DataParams
-from tripled.prepare import DEMO_IMAGES, INDEX_COLUMNS, build_index, tile_boxes
+from tripled.data.images import read_image
+from tripled.data.index import INDEX_COLUMNS
+from tripled.data.params import DataParams
+from tripled.data.prepare import DEMO_IMAGES, build_index, tile_boxes
 
 DEGS = [{"type": "noise", "sigma": 10}, {"type": "jpeg", "quality": 20}]
 TASKS = {"noise10", "jpeg20"}
@@ -186,7 +187,7 @@ def test_build_index_same_stem_different_extension(clean_root, tmp_path):
 
 
 def test_build_index_clean_layout_errors(tmp_path):
-    from tripled.io import LayoutError
+    from tripled.errors import LayoutError
 
     with pytest.raises(LayoutError):
         build_index(_clean_params(tmp_path / "missing"), tmp_path / "out")

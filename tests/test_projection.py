@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tripled.projection import principal_axes, projection_table
+from tripled.selection.projection import principal_axes, projection_table
 
 
 def test_axes_follow_the_spread_with_fixed_signs():

@@ -1,10 +1,9 @@
 import numpy as np
 import torch
 
-from tripled.features import create_backbone
-from tripled.params import RefineParams
-from tripled.refine import FeatureDistance, RefineNet, refine
 from tests.helpers import TINY_VIT, smooth_images
+from tripled.features.backbone import create_backbone
+from tripled.selection.refine import FeatureDistance, RefineNet, RefineParams, refine
 
 
 def test_refine_net_starts_as_identity():

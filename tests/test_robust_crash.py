@@ -13,9 +13,9 @@ import pytest
 import torch
 import yaml
 
-from tripled.distilled import DistilledSet
-from tripled.io import StoreError
 from tests.helpers import read_curve, write_distilled
+from tripled.data.distilled import DistilledSet
+from tripled.errors import StoreError
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
@@ -79,7 +79,7 @@ def test_train_killed_resumes_to_the_same_result(tmp_path):
 WRITER = textwrap.dedent("""
     import sys
     import numpy as np
-    from tripled.distilled import DistilledWriter
+    from tripled.data.distilled import DistilledWriter
 
     writer = DistilledWriter(sys.argv[1], dict(run="second"))
     rng = np.random.default_rng(0)

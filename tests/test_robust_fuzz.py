@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tripled.io import ImageError, read_image, read_thumbnail
+from tripled.data.images import ImageError, read_image, read_thumbnail
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.*")  # damaged files make Pillow warn
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True,

@@ -10,9 +10,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from stages.prepare import main as prepare_main
-from tripled.io import read_image
-from tripled.params import DataParams
-from tripled.prepare import DataError, build_index
+from tripled.data.images import read_image
+from tripled.data.params import DataParams
+from tripled.data.prepare import build_index
+from tripled.errors import DataError
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
 

@@ -12,13 +12,15 @@ import torch
 from click.testing import CliRunner
 
 from stages.evaluate import main as evaluate_main
-from tripled.distilled import DistilledSet
-from tripled.features import load_backbone
-from tripled.io import LayoutError, StoreError, open_store, read_index
-from tripled.models import build_model
-from tripled.params import ModelParams, TrainParams
-from tripled.train import train
 from tests.helpers import write_distilled
+from tripled.data.distilled import DistilledSet
+from tripled.data.index import read_index
+from tripled.data.store import open_store
+from tripled.errors import LayoutError, StoreError
+from tripled.features.backbone import load_backbone
+from tripled.training.archs import build_model
+from tripled.training.loop import train
+from tripled.training.params import ModelParams, TrainParams
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -89,7 +91,7 @@ def _calls(tree, dotted):
 
 
 def test_every_torch_load_is_weights_only():
-    files = sorted((REPO / "tripled").glob("*.py")) + sorted((REPO / "stages").glob("*.py"))
+    files = sorted((REPO / "tripled").rglob("*.py")) + sorted((REPO / "stages").glob("*.py"))
     loads = 0
     for f in files:
         tree = ast.parse(f.read_text())
@@ -125,7 +127,8 @@ def test_a_written_set_passes_the_check(tmp_path):
 
 
 @pytest.mark.parametrize("change,words", [
-    (lambda m: m["codecs"][0]["configuration"]["codecs"].append({"name": "numcodecs.pickle"}), "codec 'numcodecs.pickle'"),
+    (lambda m: m["codecs"][0]["configuration"]["codecs"].append({"name": "numcodecs.pickle"}),
+     "codec 'numcodecs.pickle'"),
     (lambda m: m.update(codecs=[{"name": "vlen-bytes"}]), "codec 'vlen-bytes'"),
     (lambda m: m.update(data_type="string"), "data type 'string'"),
     (lambda m: m.update(data_type={"name": "object"}), "plain number type"),

@@ -3,9 +3,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tripled.params import SelectParams
-from tripled.selection import (FEATURE_METHODS, METHODS, SUBSET_COLUMNS, apportion, assign_stages, budget,
-                               difficulty, select)
+from tripled.selection.methods import (
+    FEATURE_METHODS,
+    METHODS,
+    SUBSET_COLUMNS,
+    SelectParams,
+    apportion,
+    assign_stages,
+    budget,
+    difficulty,
+    select,
+)
 
 N_CLUSTERS, N_SOURCES, DIM = 6, 40, 8
 
@@ -302,7 +310,7 @@ def test_loss_picks_highest_loss_relative_to_its_task(scores, train):
 
 
 def test_loss_without_warmup_loss_is_a_clear_error(scores):
-    with pytest.raises(ValueError, match="score.loss_steps"):
+    with pytest.raises(ValueError, match="warmup.steps > 0"):
         select(scores.assign(loss=np.nan), SelectParams(method="loss"))
 
 

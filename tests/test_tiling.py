@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from tripled.models import build_model
-from tripled.tiling import tile_starts, tiled_apply
+from tripled.evaluation.tiling import tile_starts, tiled_apply
+from tripled.training.archs import build_model
 
 
 def _local_net(radius: int) -> nn.Module:

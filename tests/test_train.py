@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from tripled.distilled import DistilledSet
-from tripled.params import ModelParams, TrainParams
-from tripled.train import CurriculumSampler, balance_weights, train
 from tests.helpers import write_distilled
+from tripled.data.distilled import DistilledSet
+from tripled.training.curriculum import CurriculumSampler
+from tripled.training.loop import balance_weights, train
+from tripled.training.params import ModelParams, TrainParams
 
 MODEL = ModelParams(arch="nafnet", kwargs=dict(width=8, enc_blk_nums=[1, 1], dec_blk_nums=[1, 1]))
 
@@ -93,11 +94,13 @@ def test_sampler_loss_reweights_within_tasks_but_keeps_task_shares():
 
 
 def test_fingerprint_covers_params_data_and_training_code(tmp_path, monkeypatch):
-    import tripled.train as t
-    manifest, code = tmp_path / "manifest.parquet", tmp_path / "train.py"
+    import types
+
+    import tripled.training.loop as t
+    manifest, code = tmp_path / "manifest.parquet", tmp_path / "loop.py"
     manifest.write_bytes(b"m")
     code.write_text("v1")
-    monkeypatch.setattr(t, "CODE_FILES", (code,))
+    monkeypatch.setattr(t, "CODE_MODULES", (types.SimpleNamespace(__file__=str(code)),))
     p = TrainParams()
     first = t.run_fingerprint(MODEL, p, manifest, {})
     assert t.run_fingerprint(MODEL, p, manifest, {}) == first

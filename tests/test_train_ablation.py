@@ -1,10 +1,11 @@
 """train.curriculum (the no-curriculum ablation) and the held-out PSNR curve (train.eval_every)."""
 import numpy as np
 
-from tripled.distilled import DistilledSet
-from tripled.params import ModelParams, TrainParams
-from tripled.train import CurriculumSampler, train
 from tests.helpers import write_distilled
+from tripled.data.distilled import DistilledSet
+from tripled.training.curriculum import CurriculumSampler
+from tripled.training.loop import train
+from tripled.training.params import ModelParams, TrainParams
 
 MODEL = ModelParams(arch="nafnet", kwargs=dict(width=8, enc_blk_nums=[1, 1], dec_blk_nums=[1, 1]))
 

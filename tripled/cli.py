@@ -8,10 +8,11 @@ import click
 from PIL import Image
 from tqdm import tqdm
 
-from tripled.card import read_card, render_markdown
-from tripled.distributed import pick_device
-from tripled.io import ImageError, list_images, read_image
-from tripled.restore import load_restorer, restore_image, tile_count
+from tripled.data.images import ImageError, read_image
+from tripled.data.layouts import list_images
+from tripled.device import pick_device
+from tripled.evaluation.restore import load_restorer, restore_image, tile_count
+from tripled.selection.card import read_card, render_markdown
 
 
 @click.group(context_settings=dict(help_option_names=["-h", "--help"]))
@@ -41,7 +42,8 @@ def info(distilled: Path, as_json: bool) -> None:
 @click.option("--tile", default=512, show_default=True, help="tile size in pixels (memory grows with its square).")
 @click.option("--overlap", default=64, show_default=True, help="pixels shared by neighbouring tiles, blended.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--max-pixels", default=200_000_000, show_default=True, help="refuse larger images (decompression bombs).")
+@click.option("--max-pixels", default=200_000_000, show_default=True,
+              help="refuse larger images (decompression bombs).")
 def restore(model: Path, source: Path, output: Path, tile: int, overlap: int, device: str, max_pixels: int) -> None:
     """Restore INPUT (an image, or a folder of images) with MODEL (models/restorer.pt; its .json beside it)
     into OUTPUT (a PNG file, or a folder mirroring INPUT's). Images are processed tile by tile with

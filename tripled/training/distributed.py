@@ -1,4 +1,4 @@
-"""Devices and torchrun support: one training process per device, joined in a process group from
+"""torchrun support: one training process per device, joined in a process group from
 torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT). Without torchrun: one process."""
 from __future__ import annotations
 
@@ -9,12 +9,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-
-
-def pick_device(choice: str) -> torch.device:
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", torch.cuda.current_device())  # under torchrun: this rank's GPU
-    return torch.device("cpu")
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tripled.complexity import complexity_labels
-from tripled.io import crop, read_image_cached, read_thumbnail, resize
+from tripled.data.images import crop, read_image_cached, read_thumbnail, resize
+from tripled.features.complexity import complexity_labels
 
 PR_SET_PDEATHSIG = 1
-CHUNK_ROWS = 8  # rows per decode job: an inference batch spreads over all workers
+DECODE_JOB_ROWS = 8  # rows per decode job: an inference batch spreads over all workers
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def index_rows(index: pd.DataFrame, view: str) -> Rows:
     return Rows(index["gt_path" if view == "gt" else "lq_path"].to_numpy(object), box, whole)
 
 
-def chunks(batch: list[Spec], rows: int = CHUNK_ROWS) -> list[list[Spec]]:
+def chunks(batch: list[Spec], rows: int = DECODE_JOB_ROWS) -> list[list[Spec]]:
     """Decode jobs of about `rows` rows each (balanced workers), never splitting the tiles of one file."""
     out: list[list[Spec]] = []
     for s in batch:

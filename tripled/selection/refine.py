@@ -1,18 +1,33 @@
-"""Refinement: a lightweight CNN nudges the selected pairs so that their ViT-feature distribution
+"""The refine stage: a lightweight CNN nudges the selected pairs so that their ViT-feature distribution
 matches the full set's, while an L2 term keeps them close to the originals."""
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from tripled.features import Backbone
-from tripled.metrics import psnr, to_tensor, to_uint8
-from tripled.params import RefineParams
+from tripled.evaluation.metrics import psnr, to_tensor, to_uint8
+from tripled.features.backbone import Backbone
+from tripled.params import Section
 
 MMD_REFERENCE = 1024  # rows of the full set that MMD compares against
+
+
+class RefineParams(Section):
+    enabled: bool = True
+    steps: int = Field(60, ge=0)
+    lr: float = Field(1e-3, gt=0)
+    distance: Literal["kl", "mmd"] = "kl"
+    fidelity: float = Field(10.0, ge=0.0, description="weight of the L2 term keeping images close")
+    width: int = Field(16, ge=1)
+    blocks: int = Field(2, ge=1)
+    batch_size: int = Field(64, ge=1)
+    seed: int = 0
 
 
 class RefineNet(nn.Module):
@@ -60,7 +75,7 @@ class FeatureDistance:
         return self.kl(feats) if kind == "kl" else self.mmd(feats)
 
 
-def _features(backbone: Backbone, images: list[torch.Tensor]) -> torch.Tensor:
+def _embed(backbone: Backbone, images: list[torch.Tensor]) -> torch.Tensor:
     return backbone.model(torch.cat([backbone.prepare(x) for x in images]))
 
 
@@ -84,7 +99,7 @@ def refine(pairs: list[tuple[np.ndarray, np.ndarray]], view: str, backbone: Back
 
     @torch.no_grad()
     def distances() -> tuple[dict, torch.Tensor]:
-        feats = torch.cat([_features(backbone, [net(x) for x in views[i:i + p.batch_size]])
+        feats = torch.cat([_embed(backbone, [net(x) for x in views[i:i + p.batch_size]])
                            for i in range(0, len(views), p.batch_size)])
         return dict(kl=dist.kl(feats).item(), mmd=dist.mmd(feats).item()), feats
 
@@ -97,7 +112,7 @@ def refine(pairs: list[tuple[np.ndarray, np.ndarray]], view: str, backbone: Back
             gt, lq = net(gts[i]), net(lqs[i])
             fidelity = fidelity + F.mse_loss(gt, gts[i]) + F.mse_loss(lq, lqs[i])
             seen.append(gt if view == "gt" else lq)
-        loss = dist(_features(backbone, seen), p.distance) + p.fidelity * fidelity / len(idx)
+        loss = dist(_embed(backbone, seen), p.distance) + p.fidelity * fidelity / len(idx)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -13,10 +13,10 @@ import numpy as np
 import ray
 import torch
 
-from tripled.extraction import Batch
-from tripled.features import Backbone, embed_thumbs, use_bf16
-from tripled.params import FeatureParams
-from tripled.thumbs import Rows, Spec, default_workers, thumb_batch
+from tripled.features.backbone import Backbone, embed_thumbs, use_bf16
+from tripled.features.batches import Batch
+from tripled.features.decode import Rows, Spec, default_workers, thumb_batch
+from tripled.features.params import FeatureParams
 
 ACTOR_CPUS = 0.5  # a CPU actor leaves most of a core to the read tasks that feed it (else the pipeline stalls)
 
@@ -62,12 +62,13 @@ def embed_ray(batches: list[Batch], rows: Rows, backbone: Backbone, p: FeaturePa
         return
     connect(p)
     ray.data.DataContext.get_current().enable_progress_bars = False
-    items = [dict(i=i, path=rows.path[b.rows].tolist(), box=rows.box[b.rows].tolist(), whole=rows.whole[b.rows].tolist())
-             for i, b in enumerate(batches)]
+    items = [dict(i=i, path=rows.path[b.rows].tolist(), box=rows.box[b.rows].tolist(),
+                  whole=rows.whole[b.rows].tolist()) for i, b in enumerate(batches)]
     gpu = device.type == "cuda"
     actors = p.actors or (int(ray.cluster_resources().get("GPU", 1)) if gpu else 1)
     ds = ray.data.from_items(items).map(_decode, fn_kwargs=dict(size=p.thumb_size))
-    ds = ds.map_batches(_Embedder, fn_constructor_kwargs=dict(backbone=backbone, device=device.type, precision=p.precision), batch_size=1,
-                        compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=1 if gpu else 0, num_cpus=1 if gpu else ACTOR_CPUS)
+    ds = ds.map_batches(_Embedder, batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors),
+                        fn_constructor_kwargs=dict(backbone=backbone, device=device.type, precision=p.precision),
+                        num_gpus=1 if gpu else 0, num_cpus=1 if gpu else ACTOR_CPUS)
     for row in ds.iter_rows():
         emit(batches[int(row["i"])], np.asarray(row["emb"]))

@@ -1,13 +1,15 @@
-"""Subset selection: TripleD's distribution-aware selection and the baselines it is compared with."""
+"""The select stage: TripleD's distribution-aware selection and the baselines it is compared with, in
+one table of methods (METHODS) from which the params' list of methods is derived."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, field_validator
 
-from tripled.params import SelectParams
-from tripled.scoring import normalise
+from tripled.features.store import normalise
+from tripled.params import Section
 
 SUBSET_COLUMNS = ["id", "stage", "weight"]
 
@@ -104,12 +106,13 @@ def _loss(scores, emb, k, p, rng):
     """EL2N-style: the highest warm-up loss, relative to its task's mean loss (tasks differ tenfold)."""
     loss = scores["loss"].to_numpy(np.float64) if "loss" in scores else np.full(len(scores), np.nan)
     if np.isnan(loss).any():
-        raise ValueError("select.method 'loss' needs the per-sample loss: set score.loss_steps > 0 and rerun score")
+        raise ValueError("select.method 'loss' needs the per-sample loss: set warmup.steps > 0 "
+                         "(dvc repro reruns warmup)")
     task_mean = pd.Series(loss).groupby(scores["task"].to_numpy()).transform("mean").to_numpy()
     return _topk(loss / np.maximum(task_mean, 1e-12), k)
 
 
-def _features(emb: np.ndarray | None, method: str) -> np.ndarray:
+def _normalised_features(emb: np.ndarray | None, method: str) -> np.ndarray:
     if emb is None:
         raise ValueError(f"select.method '{method}' needs the feature store (--features)")
     return normalise(emb.astype(np.float64))
@@ -117,7 +120,7 @@ def _features(emb: np.ndarray | None, method: str) -> np.ndarray:
 
 def _kcenter(scores, emb, k, p, rng):
     """Greedy k-center on the normalised features, from a random first centre."""
-    x = _features(emb, "kcenter")
+    x = _normalised_features(emb, "kcenter")
     picks = [int(rng.integers(len(x)))]
     dist = np.linalg.norm(x - x[picks[0]], axis=1)
     for _ in range(k - 1):
@@ -129,7 +132,7 @@ def _kcenter(scores, emb, k, p, rng):
 
 def _herding(scores, emb, k, p, rng):
     """Feature-mean matching (herding): each pick moves the subset's mean towards the full set's."""
-    x = _features(emb, "herding")
+    x = _normalised_features(emb, "herding")
     mu, w = x.mean(0), x.mean(0).copy()
     free = np.ones(len(x), bool)
     picks = []
@@ -150,6 +153,23 @@ METHODS: dict[str, Callable] = {"tripled": select_tripled, "random": _random, "e
                                 "gradient_topk": _gradient_topk, "kcenter": _kcenter, "herding": _herding,
                                 "loss": _loss, "full": _full}
 FEATURE_METHODS = ("kcenter", "herding")
+
+
+class SelectParams(Section):
+    method: Literal[tuple(METHODS)] = "tripled"
+    ratio: float = Field(0.02, description="fraction in (0, 1], or an absolute count > 1")
+    stage1_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    trim: float = Field(0.02, ge=0.0, lt=0.5, description="hardest fraction dropped as outliers")
+    uncertainty_weight: float = Field(0.5, ge=0.0, description="0 = ablation without uncertainty")
+    stratify: bool = Field(True, description="tripled: budget per feature cluster; false = ablation, per task only")
+    seed: int = 0
+
+    @field_validator("ratio")
+    @classmethod
+    def _ratio(cls, v: float) -> float:
+        if v <= 0 or (v > 1 and v != int(v)):
+            raise ValueError(f"must be a fraction in (0, 1], or a whole count of samples above 1; got {v}")
+        return v
 
 
 def assign_stages(hard: np.ndarray, tasks: np.ndarray, stage1_fraction: float) -> np.ndarray:

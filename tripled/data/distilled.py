@@ -5,13 +5,16 @@ covers, and sharded as a whole so that it is a single file.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import zarr
 
-from tripled.io import StoreError, open_store, publish, staging_path
+from tripled.data.store import open_store
+from tripled.errors import StoreError
+from tripled.publish import publish, staging_path
 
 CHUNK = 256
 MANIFEST_COLUMNS = ["key", "id", "task", "stage", "weight", "height", "width"]
@@ -40,9 +43,12 @@ class DistilledWriter:
             arr[:] = img
         self.rows.append(dict(meta, key=key, height=h, width=w))
 
-    def close(self) -> pd.DataFrame:
+    def close(self, finish: Callable[[Path, pd.DataFrame], None] | None = None) -> pd.DataFrame:
+        """Write the manifest, let `finish(folder, manifest)` add files (the card), then publish the set."""
         manifest = pd.DataFrame(self.rows, columns=MANIFEST_COLUMNS)
         manifest.to_parquet(self.staged / "manifest.parquet", index=False)
+        if finish is not None:
+            finish(self.staged, manifest)
         publish(self.staged, self.folder)
         return manifest
 

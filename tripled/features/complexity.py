@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from tripled.params import LABELS
+LABELS = ("global_entropy", "local_entropy", "gradient")
+
 
 
 def _grey(img: np.ndarray) -> np.ndarray:

@@ -1,18 +1,19 @@
 """A content-addressed cache of per-row results (embeddings, labels), written in atomic unit files.
 
 Rows are keyed by the index's content hash (16 hex digits = a uint64). Each unit file holds the keys and
-values of a group of rows and appears only once complete (write to a temporary name, then rename), so a
-run killed at any point loses at most the units in flight; the next run computes only missing keys.
+values of a group of rows and appears only once complete (tripled.publish), so a run killed at any point
+loses at most the units in flight; the next run computes only missing keys.
 """
 from __future__ import annotations
 
 import hashlib
-import os
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from tripled.publish import atomic
 
 
 def content_keys(index: pd.DataFrame) -> np.ndarray:
@@ -30,7 +31,7 @@ class UnitCache:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        for tmp in self.folder.glob("*.tmp"):  # left by a killed writer
+        for tmp in self.folder.glob(".*.partial"):  # left by a killed writer
             tmp.unlink()
         self._files = sorted(self.folder.glob("*.npz"))
         keys, file_ids, rows = [np.zeros(0, np.uint64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
@@ -42,7 +43,8 @@ class UnitCache:
             rows.append(np.arange(len(k)))
         keys_all = np.concatenate(keys)
         order = np.argsort(keys_all, kind="stable")
-        self._keys, self._file, self._row = keys_all[order], np.concatenate(file_ids)[order], np.concatenate(rows)[order]
+        self._keys = keys_all[order]
+        self._file, self._row = np.concatenate(file_ids)[order], np.concatenate(rows)[order]
         self._load = lru_cache(maxsize=4)(self._load_file)
 
     def __len__(self) -> int:
@@ -79,8 +81,6 @@ class UnitCache:
         """One unit, named by its keys; visible to the next UnitCache of this folder once complete."""
         keys = np.asarray(keys, np.uint64)
         path = self.folder / f"{hashlib.sha256(keys.tobytes()).hexdigest()[:20]}.npz"
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
+        with atomic(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would add .npz to a name
             np.savez(f, key=keys, **values)
-        os.replace(tmp, path)
         return path

@@ -9,9 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tripled.evaluate import restore
-from tripled.models import build_model
-from tripled.tiling import tile_starts
+from tripled.evaluation.tiling import tile_starts, tiled_apply
+from tripled.training.archs import build_model
 
 
 def load_restorer(path: Path | str) -> nn.Module:
@@ -26,6 +25,24 @@ def load_restorer(path: Path | str) -> nn.Module:
     model = build_model(config["arch"], **config["kwargs"])
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
+
+
+@torch.no_grad()
+def restore(model: torch.nn.Module, lq: torch.Tensor, tile: int = 0, overlap: int = 0,
+            device: torch.device = torch.device("cpu"), on_tile: Callable[[], None] | None = None) -> torch.Tensor:
+    """The model's output on `device` for a CPU image (float in [0, 1], or uint8: converted tile by
+    tile, so the input costs a quarter of the memory); an image larger than `tile` goes through in
+    overlapping tiles, so a 4K image needs the memory of one tile. `on_tile` is called after each."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(device)
+        out = model(x.float().div_(255.0) if x.dtype == torch.uint8 else x).float().cpu()
+        if on_tile is not None:
+            on_tile()
+        return out
+
+    if tile and max(lq.shape[-2:]) > tile:
+        return tiled_apply(fn, lq, tile, overlap)
+    return fn(lq)
 
 
 def tile_count(height: int, width: int, tile: int, overlap: int) -> int:

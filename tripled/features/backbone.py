@@ -1,9 +1,9 @@
-"""ViT (timm) features of 128x128 thumbnails and the full-resolution complexity labels, in a zarr store."""
+"""The ViT backbone (timm) that embeds 128x128 thumbnails: where its weights come from, how it is fed,
+its offline (scratch) fit to the complexity labels, and the fingerprint of what it computes."""
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,15 +11,10 @@ import numpy as np
 import pandas as pd
 import timm
 import torch
-import zarr
 from torch import nn
 from tqdm import tqdm
 
-from tripled.io import open_store
-from tripled.params import LABELS, FeatureParams
-
-SHARD_ROWS = 32768  # rows per zarr shard (one file per array): 1 M rows -> 31 files per array
-CHUNK_ROWS = 1024
+from tripled.features.params import FeatureParams
 
 
 @dataclass(frozen=True)
@@ -144,42 +139,3 @@ def embed_thumbs(backbone: Backbone, thumbs: np.ndarray | torch.Tensor, device: 
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         out = backbone.embed(x)
     return out.float().cpu().numpy().astype(np.float16)
-
-
-def create_store(path: Path, n: int, dim: int, attrs: dict) -> zarr.Group:
-    group = zarr.open_group(path, mode="w")
-    chunk = (min(CHUNK_ROWS, max(n, 1)),)
-    shard = (min(SHARD_ROWS, -(-max(n, 1) // chunk[0]) * chunk[0]),)  # a whole number of chunks
-    group.create_array("embedding", shape=(n, dim), chunks=chunk + (dim,), shards=shard + (dim,),
-                       dtype="float16", fill_value=0)
-    group.create_array("labels", shape=(n, len(LABELS)), chunks=chunk + (len(LABELS),),
-                       shards=shard + (len(LABELS),), dtype="float32", fill_value=float("nan"))
-    group.attrs.update(attrs)
-    return group
-
-
-def write_store(path: Path, n: int, dim: int, attrs: dict,
-                rows: Callable[[int, int], tuple[np.ndarray, np.ndarray]]) -> None:
-    """The store, one whole shard at a time from rows(start, stop) -> (embeddings, labels), marked complete last.
-
-    Peak memory is one shard, whatever n; a store without `complete` (an interrupted write) is refused by
-    read_features.
-    """
-    group = create_store(path, n, dim, {k: v for k, v in attrs.items() if k != "complete"})
-    emb, labels = group["embedding"], group["labels"]
-    shard = emb.shards[0]
-    for start in range(0, n, shard):
-        stop = min(start + shard, n)
-        emb[start:stop], labels[start:stop] = rows(start, stop)
-    group.attrs["complete"] = True
-
-
-class IncompleteStoreError(RuntimeError):
-    """A feature store whose writing was interrupted."""
-
-
-def read_features(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    group = open_store(path)
-    if group.attrs.get("complete") is not True:
-        raise IncompleteStoreError(f"{path}: incomplete feature store (extract was interrupted); rerun extract")
-    return group["embedding"][:].astype(np.float32), group["labels"][:], dict(group.attrs)

@@ -10,9 +10,13 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from tripled.degradations import DegradationSpec, degrade
-from tripled.io import ImageError, file_hash, read_image, scan_clean, scan_paired
-from tripled.params import DataParams
+from tripled.data.degradations import DegradationSpec, degrade
+from tripled.data.images import ImageError, read_image
+from tripled.data.index import INDEX_COLUMNS
+from tripled.data.layouts import scan_clean, scan_paired
+from tripled.data.params import DataParams
+from tripled.errors import DataError
+from tripled.hashing import file_hash, stable_int
 
 # Photographs that ship inside installed packages (no download), varied in content and complexity,
 # half of them in colour. Graphics (colorwheel, text) and near-black frames (hubble) are left out:
@@ -30,15 +34,6 @@ def demo_image(name: str) -> np.ndarray:
     if name == "motorcycle":
         return skimage.data.stereo_motorcycle()[0]  # the left view; the right one is near-identical
     return np.asarray(getattr(skimage.data, name)())
-
-
-INDEX_COLUMNS = ["id", "task", "source", "split", "lq_path", "gt_path", "x", "y", "w", "h",
-                 "height", "width", "hash"]
-
-
-def stable_int(*parts: object) -> int:
-    """A seed derived from values, stable across processes and Python versions."""
-    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "little")
 
 
 def write_demo_images(folder: Path) -> Path:
@@ -60,10 +55,6 @@ def tile_boxes(height: int, width: int, tile: int) -> list[tuple[int, int, int, 
         return s if s[-1] == n - tile else s + [n - tile]
 
     return [(x, y, min(tile, width), min(tile, height)) for y in starts(height) for x in starts(width)]
-
-
-class DataError(ValueError):
-    """The dataset cannot be used as it is: with data.strict, any reject; otherwise no usable sample."""
 
 
 class Rejects:

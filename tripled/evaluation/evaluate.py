@@ -1,36 +1,32 @@
-"""Evaluation on the held-out split: PSNR/SSIM of the restored and of the degraded input."""
+"""The evaluate stage: PSNR/SSIM of the restored and of the degraded test images, per task."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field, model_validator
 from tqdm import tqdm
 
-from tripled.io import read_sample
-from tripled.metrics import mse, psnr_from_mse, ssim, to_tensor
-from tripled.tiling import tiled_apply
+from tripled.data.index import read_sample
+from tripled.evaluation.metrics import mse, psnr_from_mse, ssim, to_tensor
+from tripled.evaluation.restore import restore
+from tripled.params import Section
 
 METRICS = ("psnr_input", "psnr", "ssim_input", "ssim")
 
 
-@torch.no_grad()
-def restore(model: torch.nn.Module, lq: torch.Tensor, tile: int = 0, overlap: int = 0,
-            device: torch.device = torch.device("cpu"), on_tile: Callable[[], None] | None = None) -> torch.Tensor:
-    """The model's output on `device` for a CPU image (float in [0, 1], or uint8: converted tile by
-    tile, so the input costs a quarter of the memory); an image larger than `tile` goes through in
-    overlapping tiles, so a 4K image needs the memory of one tile. `on_tile` is called after each."""
-    def fn(x: torch.Tensor) -> torch.Tensor:
-        x = x.to(device)
-        out = model(x.float().div_(255.0) if x.dtype == torch.uint8 else x).float().cpu()
-        if on_tile is not None:
-            on_tile()
-        return out
+class EvalParams(Section):
+    tile: int = Field(512, ge=0, description="images larger than this are restored tile by tile; 0 = whole")
+    overlap: int = Field(64, ge=0, description="pixels shared by neighbouring tiles, blended")
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
 
-    if tile and max(lq.shape[-2:]) > tile:
-        return tiled_apply(fn, lq, tile, overlap)
-    return fn(lq)
+    @model_validator(mode="after")
+    def _overlap_below_tile(self) -> EvalParams:
+        if self.tile and self.overlap >= self.tile:
+            raise ValueError(f"overlap ({self.overlap}) must be smaller than tile ({self.tile})")
+        return self
 
 
 @torch.no_grad()

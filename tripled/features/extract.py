@@ -1,6 +1,6 @@
 """The extract stage's work: labels, backbone and the embedding of every row, resumable and incremental.
 
-Results go to a content-addressed cache first (tripled.unit_cache): labels keyed by row content, the
+Results go to a content-addressed cache first (tripled.features.cache): labels keyed by row content, the
 scratch backbone by its training inputs, embeddings by row content within a namespace named by the
 backbone's fingerprint (weights, config, code, device). A killed run resumes from the cache; a run on a
 grown index decodes and embeds only the new rows. The feature store is then assembled from the cache
@@ -8,11 +8,8 @@ shard by shard and marked complete last.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,75 +20,43 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from tripled import complexity, features, io, thumbs
-from tripled.distributed import pick_device
-from tripled.features import (Backbone, create_backbone, embed_thumbs, fingerprint, label_sample, load_backbone,
-                              train_scratch, use_bf16, write_store)
-from tripled.params import LABELS, FeatureParams
-from tripled.thumbs import CHUNK_ROWS, DecodePool, Rows, chunks, index_rows, jpeg_bytes, label_job, thumb_batch
-from tripled.unit_cache import UnitCache, content_keys
+from tripled.data import images
+from tripled.device import pick_device
+from tripled.features import backbone as backbone_code
+from tripled.features import complexity, decode
+from tripled.features.backbone import (
+    Backbone,
+    create_backbone,
+    embed_thumbs,
+    fingerprint,
+    label_sample,
+    load_backbone,
+    train_scratch,
+    use_bf16,
+)
+from tripled.features.batches import Batch, UnitCollector, plan
+from tripled.features.cache import UnitCache, content_keys
+from tripled.features.complexity import LABELS
+from tripled.features.decode import (
+    DECODE_JOB_ROWS,
+    DecodePool,
+    Rows,
+    chunks,
+    index_rows,
+    jpeg_bytes,
+    label_job,
+    thumb_batch,
+)
+from tripled.features.params import FeatureParams
+from tripled.features.store import write_store
+from tripled.hashing import code_hash, value_hash
+from tripled.publish import atomic
 
 LABEL_UNIT_ROWS = 64  # full-resolution decodes are slow: save labels often
-
-
-def code_hash(*modules) -> str:
-    """The source of the modules that compute a cached value: editing them starts a new cache namespace."""
-    h = hashlib.sha256()
-    for m in modules:
-        h.update(Path(m.__file__).read_bytes())
-    return h.hexdigest()[:16]
-
-
-def _key(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def result_params(p: FeatureParams) -> dict:
-    """The params that shape the results (not how the work is run)."""
-    return {k: v for k, v in p.model_dump().items() if k not in p.RUN_FIELDS}
-
-
-@dataclass(frozen=True)
-class Batch:
-    """A fixed group of index rows to embed together: rows [start, start + len(rows)) of cache unit `unit`."""
-
-    unit: int
-    start: int
-    rows: np.ndarray
-
-
-def plan(keys: np.ndarray, cache: UnitCache, unit_rows: int, batch_size: int) -> tuple[list[np.ndarray], list[Batch]]:
-    """Units (keys) and batches of the rows not in the cache, in index order, each distinct content once."""
-    _, first = np.unique(keys, return_index=True)
-    first = np.sort(first)
-    todo = first[~cache.has(keys[first])]
-    units, batches = [], []
-    for u, s in enumerate(range(0, len(todo), unit_rows)):
-        rows = todo[s:s + unit_rows]
-        units.append(keys[rows])
-        batches += [Batch(u, b, rows[b:b + batch_size]) for b in range(0, len(rows), batch_size)]
-    if batches:  # nothing is left to decode while the last batch is embedded: make it small
-        last = batches.pop()
-        batches += [Batch(last.unit, last.start + b, last.rows[b:b + CHUNK_ROWS]) for b in range(0, len(last.rows), CHUNK_ROWS)]
-    return units, batches
-
-
-@dataclass
-class UnitCollector:
-    """Embedded batches arrive in any order; a unit goes to the cache once all its rows are in."""
-
-    cache: UnitCache
-    units: list[np.ndarray]
-    bar: tqdm
-    _parts: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
-
-    def add(self, batch: Batch, emb: np.ndarray) -> None:
-        parts = self._parts.setdefault(batch.unit, {})
-        parts[batch.start] = emb
-        self.bar.update(len(emb))
-        if sum(len(e) for e in parts.values()) == len(self.units[batch.unit]):
-            self.cache.write(self.units[batch.unit], value=np.concatenate([parts[s] for s in sorted(parts)]))
-            del self._parts[batch.unit]
+# The code that computes each cached result: editing it starts a new cache namespace.
+LABEL_CODE = (images, decode, complexity)
+BACKBONE_CODE = (backbone_code, images, decode, complexity)
+EMBED_CODE = (backbone_code, images, decode)
 
 
 def _gpu_thumbs(items: list, size: int, device: torch.device) -> torch.Tensor:
@@ -143,7 +108,7 @@ def embed_local(batches: list[Batch], rows: Rows, backbone: Backbone, p: Feature
 
     current, parts = 0, []
     # Two batches of jobs ahead: workers keep decoding while this process embeds (and waits for a core).
-    ahead = 2 * -(-p.batch_size // CHUNK_ROWS)
+    ahead = 2 * -(-p.batch_size // DECODE_JOB_ROWS)
     model_threads = cpu_threads(torch.get_num_threads() - pool.workers) if device.type == "cpu" else nullcontext()
     with model_threads:
         for k, part in pool.imap_tagged(jpeg_bytes if gpu_decode else thumb_batch, jobs(), p.thumb_size, ahead=ahead):
@@ -158,7 +123,7 @@ def embed_local(batches: list[Batch], rows: Rows, backbone: Backbone, p: Feature
 def cached_labels(keys: np.ndarray, label_rows: Rows, p: FeatureParams, cache_dir: Path,
                   pool: DecodePool) -> tuple[np.ndarray, np.ndarray, int]:
     """Labels and label thumbnails of these rows; only rows whose content is not cached are decoded."""
-    cache = UnitCache(cache_dir / f"labels-{_key(p.view, p.thumb_size, code_hash(io, thumbs, complexity))}")
+    cache = UnitCache(cache_dir / f"labels-{value_hash(p.view, p.thumb_size, code_hash(*LABEL_CODE))}")
     _, first = np.unique(keys, return_index=True)
     todo = np.sort(first)[~cache.has(keys[np.sort(first)])]
     results = pool.imap(label_job, label_rows.specs(todo), p.thumb_size)
@@ -177,16 +142,15 @@ def cached_backbone(p: FeatureParams, label_keys: np.ndarray, labels: np.ndarray
     """The backbone of params; a scratch backbone is trained once per training set and params, then cached."""
     if p.weights != "scratch":
         return create_backbone(p), []
-    key = _key(result_params(p), label_keys.tolist(), code_hash(features, io, thumbs, complexity), torch.__version__)
+    key = value_hash(p.result_params(), label_keys.tolist(), code_hash(*BACKBONE_CODE),
+                     torch.__version__)
     folder = cache_dir / f"backbone-{key}"
     if (folder / "config.json").is_file():
         return load_backbone(folder), []
     backbone = create_backbone(p)
     losses = train_scratch(backbone, label_thumbs, labels, p)
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    backbone.save(tmp, p.weights)
-    tmp.rename(folder)
+    with atomic(folder) as tmp:
+        backbone.save(tmp, p.weights)
     return backbone, losses
 
 
@@ -203,30 +167,31 @@ class Summary:
 def run_extract(index: pd.DataFrame, p: FeatureParams, out: Path, backbone_out: Path, cache_dir: Path) -> Summary:
     """Labels, backbone (saved to backbone_out) and embeddings of every index row into the store `out`."""
     keys = content_keys(index)
-    decode = index_rows(index, p.view)
+    sources = index_rows(index, p.view)
     with DecodePool(p.workers) as pool:
         rows = label_sample(index, p.label_samples, p.seed)
-        labels, label_thumbs, computed = cached_labels(keys[rows], decode.take(rows), p, cache_dir, pool)
+        labels, label_thumbs, computed = cached_labels(keys[rows], sources.take(rows), p, cache_dir, pool)
         backbone, losses = cached_backbone(p, keys[rows], labels, label_thumbs, cache_dir)
-        backbone.save(backbone_out, p.weights)
+        with atomic(backbone_out) as tmp:
+            backbone.save(tmp, p.weights)
         if p.engine == "ray":
-            from tripled.extract_ray import embed_ray, ray_device
+            from tripled.features.ray_engine import embed_ray, ray_device  # Ray is an optional install
 
             device = ray_device(p)
         else:
             device = pick_device(p.device)
         gpu_decode = p.gpu_decode and device.type == "cuda" and p.engine == "local"  # Ray decodes on CPUs
-        fp = fingerprint(backbone, code_hash(features, io, thumbs), torch.__version__, timm.__version__,
+        fp = fingerprint(backbone, code_hash(*EMBED_CODE), torch.__version__, timm.__version__,
                          PIL.__version__, device.type, p.view, gpu_decode, use_bf16(p.precision, device))
         cache = UnitCache(cache_dir / f"emb-{fp}")
         units, batches = plan(keys, cache, p.unit_rows, p.batch_size)
         with tqdm(total=sum(map(len, units)), desc=f"extract: embed ({p.engine})", unit="img") as bar:
             collect = UnitCollector(cache, units, bar)
             if p.engine == "ray":
-                embed_ray(batches, decode, backbone, p, device, collect.add)
+                embed_ray(batches, sources, backbone, p, device, collect.add)
             else:
                 backbone.model.to(device)
-                embed_local(batches, decode, backbone, p, device, pool, collect.add)
+                embed_local(batches, sources, backbone, p, device, pool, collect.add)
     cache = UnitCache(cache.folder)
     dim = backbone.model.num_features
 
@@ -236,7 +201,7 @@ def run_extract(index: pd.DataFrame, p: FeatureParams, out: Path, backbone_out: 
         lab[rows[i:j] - start] = labels[i:j]
         return cache.get(keys[start:stop], "value"), lab
 
-    attrs = dict(backbone=p.backbone, weights=p.weights, view=p.view, labels=list(LABELS), params=result_params(p),
+    attrs = dict(backbone=p.backbone, weights=p.weights, view=p.view, labels=list(LABELS), params=p.result_params(),
                  rows=len(index), device=device.type, fingerprint=fp)
     write_store(out, len(index), dim, attrs, shard)
     return Summary(len(index), dim, sum(map(len, units)), len(rows), computed, losses)

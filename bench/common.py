@@ -1,0 +1,64 @@
+"""What the benchmarks (and the end-to-end tests) share: a copy of the project to run the pipeline in,
+and the provenance every result JSON records: commit, params hash and machine."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# What a copy needs to run the pipeline with DVC: code, pipeline, params, DVC config and plot templates.
+PROJECT_FILES = ["stages", "tripled", "dvc.yaml", "params.yaml", "setup.cfg", "pyproject.toml", ".dvc/config",
+                 ".dvc/.gitignore", ".dvc/plots", ".dvcignore", "data/.gitignore", "models/.gitignore"]
+
+
+def copy_project(folder: Path) -> Path:
+    """The project's files copied into `folder` (replacing older copies of them; outputs stay)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src, dst = ROOT / name, folder / name
+        if src.is_dir():
+            shutil.rmtree(dst, ignore_errors=True)
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    return folder
+
+
+def _git(*args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def machine() -> dict:
+    """CPU model, usable cores, the CPU features that decide bf16 speed, and the GPU if any."""
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    gpu = None
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        pass
+    return dict(cpu=cpu, cores=len(os.sched_getaffinity(0)), avx512_bf16="avx512_bf16" in flags,
+                amx="amx_bf16" in flags, gpu=gpu, python=platform.python_version())
+
+
+def provenance(params: dict) -> dict:
+    """Commit (and whether the tree had uncommitted changes), a hash of the params, and the machine."""
+    dirty = bool(_git("status", "--porcelain", "--", "tripled", "stages", "bench", "dvc.yaml", "params.yaml"))
+    params_hash = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return dict(commit=_git("rev-parse", "HEAD") or None, dirty=dirty, params_sha256=params_hash, machine=machine())

@@ -1,0 +1,46 @@
+"""Params of the train stage (sections `model` and `train`)."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from tripled.params import Section
+from tripled.training.archs import ARCHS
+
+
+class ModelParams(Section):
+    arch: str = "nafnet"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("arch")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in ARCHS:
+            raise ValueError(f"unknown arch {v!r}; known: {', '.join(sorted(ARCHS))}")
+        return v
+
+
+class TrainParams(Section):
+    steps: int = Field(3000, ge=1)
+    batch_size: int = Field(32, ge=1)
+    crop: int = Field(32, ge=8)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    stage1_fraction: float = Field(0.3, ge=0.0, le=1.0, description="share of steps on stage 1 only")
+    stage2_mix: float = Field(0.5, ge=0.0, le=1.0, description="share of stage-2 samples in later batches")
+    curriculum: bool = Field(True, description="false: every step draws from all samples (by weight), no stages")
+    eval_every: int = Field(0, ge=0, description="PSNR on held-out tiles every this many steps; 0 = off")
+    eval_samples: int = Field(64, ge=1, description="held-out tiles per task for that PSNR curve")
+    loss_ema: float = Field(0.9, ge=0.0, lt=1.0)
+    ema: float = Field(0.995, ge=0.0, lt=1.0, description="decay of the weight average used as the result; 0 = off")
+    balance: Literal["task", "none"] = Field("task", description="task: L1 divided by the task's mean input error")
+    checkpoint_every: int = Field(200, ge=1)
+    log_every: int = Field(10, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    workers: int = Field(0, ge=0, description="loader processes reading crops while the device trains; 0 = inline")
+    prefetch: int = Field(2, ge=1, description="batches each loader process prepares ahead")
+    in_memory_mb: int = Field(4096, ge=0, description="a distilled set up to this size is read into memory once")
+    channels_last: bool = Field(False, description="NHWC memory layout (faster convolutions on recent GPUs)")
+    compile: bool = Field(False, description="torch.compile the model (needs a C++ compiler; slow first steps)")
+    seed: int = 0
