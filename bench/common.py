@@ -10,14 +10,25 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 # What a copy needs to run the pipeline with DVC: code, pipeline, params, DVC config and plot templates.
 PROJECT_FILES = ["stages", "tripled", "dvc.yaml", "params.yaml", "setup.cfg", "pyproject.toml", ".dvc/config",
                  ".dvc/.gitignore", ".dvc/plots", ".dvcignore", "data/.gitignore", "models/.gitignore"]
 
 
-def copy_project(folder: Path) -> Path:
-    """The project's files copied into `folder` (replacing older copies of them; outputs stay)."""
+def _git(*args: str, cwd: Path = ROOT, check: bool = False) -> str:
+    out = subprocess.run(["git", "-c", "user.email=bench@tripled", "-c", "user.name=bench", *args], cwd=cwd,
+                         capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed in {cwd}:\n{out.stdout}\n{out.stderr}")
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def make_project(folder: Path, overrides: dict[str, dict]) -> Path:
+    """The project in `folder` as a git repository: its files copied (replacing older copies; outputs
+    stay), params.yaml with `overrides` ({section: {key: value}}) applied, committed if anything changed."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         src, dst = ROOT / name, folder / name
@@ -27,12 +38,16 @@ def copy_project(folder: Path) -> Path:
         elif src.exists():
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, values in overrides.items():
+        params.setdefault(section, {}).update(values)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if not (folder / ".git").exists():
+        _git("init", "-q", cwd=folder, check=True)
+    _git("add", "-A", cwd=folder, check=True)
+    if _git("status", "--porcelain", cwd=folder, check=True):
+        _git("commit", "-qm", "project and params", cwd=folder, check=True)
     return folder
-
-
-def _git(*args: str) -> str:
-    out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-    return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def machine() -> dict:

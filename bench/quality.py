@@ -27,7 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: bench.common beside it
 
-from bench.common import copy_project, provenance  # noqa: E402
+from bench.common import make_project, provenance  # noqa: E402
 from tripled.selection.methods import METHODS  # noqa: E402
 
 BASELINE = {"refine.enabled": False, "train.curriculum": False}  # a naive subset: no refine, no curriculum
@@ -54,26 +54,15 @@ def _run(cmd: list[str], cwd: Path) -> str:
     return out.stdout + out.stderr
 
 
-def _set(params: dict, dotted: str, value) -> None:
-    section, key = dotted.split(".", 1)
-    params.setdefault(section, {})[key] = value
-
-
-def make_project(folder: Path, base: dict[str, object]) -> None:
-    """Copy the project's code into `folder` (a git repo) with `base` params; commit when anything changed."""
+def bench_project(folder: Path, base: dict[str, object]) -> None:
+    """The project in `folder` (a git repo) with the dotted `base` params (section.key: value)."""
     for stale in ("rwlock", "rwlock.lock", "lock"):  # left by an interrupted run of this bench
         (folder / ".dvc" / "tmp" / stale).unlink(missing_ok=True)
-    copy_project(folder)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for key, value in base.items():
-        _set(params, key, value)
-    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git = ["git", "-c", "user.email=bench@tripled", "-c", "user.name=bench"]
-    if not (folder / ".git").exists():
-        _run(["git", "init", "-q"], folder)
-    _run(git + ["add", "-A"], folder)
-    if _run(["git", "status", "--porcelain"], folder).strip():
-        _run(git + ["commit", "-qm", "bench: project and base params"], folder)
+    overrides: dict[str, dict] = {}
+    for dotted, value in base.items():
+        section, key = dotted.split(".", 1)
+        overrides.setdefault(section, {})[key] = value
+    make_project(folder, overrides)
 
 
 def run_params(method: str, seed: int) -> dict[str, object]:
@@ -210,7 +199,7 @@ def main(data_root, layout, ratio, methods, steps, seeds, out_dir, eval_every, e
         base[key] = yaml.safe_load(value)
     out_dir.mkdir(parents=True, exist_ok=True)
     project = (out_dir / "project").resolve()
-    make_project(project, base)
+    bench_project(project, base)
     command = "python bench/quality.py " + " ".join(sys.argv[1:])
     started = time.perf_counter()
     runs = []

@@ -11,7 +11,7 @@ import pandas as pd
 import yaml
 from PIL import Image
 
-from bench.common import copy_project
+from bench.common import make_project as bench_make_project
 from tripled.data.distilled import DistilledWriter
 from tripled.features.params import FeatureParams
 from tripled.hashing import file_hash
@@ -78,12 +78,8 @@ def commit_all(repo: Path, message: str) -> None:
 
 
 def make_project(repo: Path, overrides: dict = TINY) -> Path:
-    """The project's pipeline copied into a new git repo `repo` with `overrides` applied to params.yaml."""
-    copy_project(repo)
-    set_params(repo, overrides)
-    run(["git", "init", "-q"], repo)
-    commit_all(repo, "init")
-    return repo
+    """The project's pipeline in a new git repo `repo`, with `overrides` applied to params.yaml."""
+    return bench_make_project(repo, overrides)
 
 
 def read_curve(metrics_dir: Path) -> pd.DataFrame:
