@@ -47,7 +47,6 @@ def test_matches_skimage(astronaut, kind, level):
     assert got_ssim.dtype == torch.float64
     assert abs(got_ssim.item() - ref_ssim) < 1e-3
     assert abs(got_psnr.item() - ref_psnr) < 1e-3
-    assert 0.0 < got_ssim.item() < 1.0
 
 
 def test_degradation_ordering(astronaut):

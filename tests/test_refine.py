@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from tests.helpers import TINY_VIT, smooth_images
@@ -21,8 +22,13 @@ def test_zero_steps_is_the_identity():
     full = np.random.default_rng(0).normal(size=(50, backbone.model.num_features)).astype(np.float32)
     out, report, feats = refine(pairs, "gt", backbone, full, RefineParams(steps=0))
     assert all(np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(out, pairs))
-    assert report["before"] == report["after"]
-    np.testing.assert_array_equal(feats["selected"], feats["refined"])  # refine off: nothing moves
+    # the reported features and distance are the ViT's on the unchanged clean images
+    x = torch.from_numpy(np.stack([gt for gt, _ in pairs])).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        ref = backbone.embed(x).numpy()
+    np.testing.assert_allclose(feats["selected"], ref, atol=1e-5)
+    assert report["before"] == pytest.approx(FeatureDistance(full, 0).kl(torch.from_numpy(ref)).item(), rel=1e-4)
+    assert report["final_loss"] is None and report["after"] == report["before"]
 
 
 def test_distance_drops_on_a_toy_set():

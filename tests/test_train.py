@@ -5,7 +5,7 @@ import torch
 from tests.helpers import write_distilled
 from tripled.data.distilled import DistilledSet
 from tripled.training.curriculum import CurriculumSampler
-from tripled.training.loop import balance_weights, train
+from tripled.training.loop import StepTimes, balance_weights, train
 from tripled.training.params import ModelParams, TrainParams
 
 MODEL = ModelParams(arch="nafnet", kwargs=dict(width=8, enc_blk_nums=[1, 1], dec_blk_nums=[1, 1]))
@@ -59,8 +59,10 @@ def test_resume_continues_exactly(tmp_path, workers):
                     workers=workers)
     full_model, full_curve = train(ds, MODEL, p, tmp_path / "a.pt", "f")
     assert (tmp_path / "a.pt").is_file()  # last checkpoint at step 14
-    # A run that died after step 14 left that checkpoint: a rerun continues from it.
-    resumed_model, resumed_curve = train(ds, MODEL, p, tmp_path / "a.pt", "f")
+    # A run that died after step 14 left that checkpoint: a rerun continues from it (steps 15-20 only).
+    times = StepTimes()
+    resumed_model, resumed_curve = train(ds, MODEL, p, tmp_path / "a.pt", "f", times=times)
+    assert len(times.total) == 20 - 14
     assert resumed_curve == full_curve
     for a, b in zip(full_model.state_dict().values(), resumed_model.state_dict().values()):
         assert torch.equal(a, b)
