@@ -260,3 +260,8 @@ def test_a_stage_prints_the_message_without_a_traceback(tmp_path, repo_params):
     assert result.exit_code == 1
     assert "data.root: required key is missing" in result.output and "data.colour: unknown key" in result.output
     assert not (tmp_path / "data").exists()  # checked before anything is written
+
+
+def test_model_arch_must_be_registered(tmp_path, repo_params):
+    msg = _error(ModelParams, "model", _with(tmp_path, repo_params, "model", arch="unet"))
+    assert "model.arch: unknown arch 'unet'; known: nafnet, promptir" in msg

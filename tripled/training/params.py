@@ -3,22 +3,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from tripled.params import Section
-from tripled.training.archs import ARCHS
+from tripled.training.archs import ArchName
 
 
 class ModelParams(Section):
-    arch: str = "nafnet"
+    arch: ArchName = "nafnet"
     kwargs: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("arch")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in ARCHS:
-            raise ValueError(f"unknown arch {v!r}; known: {', '.join(sorted(ARCHS))}")
-        return v
 
 
 class TrainParams(Section):

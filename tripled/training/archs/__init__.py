@@ -5,6 +5,9 @@ restored image (ideally starting as the identity), and add it to ARCHS.
 """
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import AfterValidator
 from torch import nn
 
 from tripled.training.archs.nafnet import NAFNet
@@ -23,3 +26,12 @@ def build_model(arch: str, **kwargs) -> nn.Module:
         return cls(**kwargs)
     except TypeError as e:
         raise TypeError(f"bad arguments for arch {arch!r}: {e}") from e
+
+
+def _known(arch: str) -> str:
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; known: {', '.join(sorted(ARCHS))}")
+    return arch
+
+
+ArchName = Annotated[str, AfterValidator(_known)]  # a params field naming an architecture of ARCHS
