@@ -44,13 +44,9 @@ def atomic(path: Path | str) -> Iterator[Path]:
     publish(staged, path)
 
 
-def write_text(path: Path | str, text: str) -> None:
+def write_json(path: Path | str, obj: object) -> None:
     with atomic(path) as tmp:
-        tmp.write_text(text)
-
-
-def write_json(path: Path | str, obj: object, **kwargs) -> None:
-    write_text(path, json.dumps(obj, indent=2, **kwargs) + "\n")
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
 
 
 def remove(path: Path) -> None:
