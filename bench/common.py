@@ -72,8 +72,12 @@ def machine() -> dict:
                 amx="amx_bf16" in flags, gpu=gpu, python=platform.python_version())
 
 
+def params_hash(params: dict) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def provenance(params: dict) -> dict:
     """Commit (and whether the tree had uncommitted changes), a hash of the params, and the machine."""
     dirty = bool(_git("status", "--porcelain", "--", "tripled", "stages", "bench", "dvc.yaml", "params.yaml"))
-    params_hash = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return dict(commit=_git("rev-parse", "HEAD") or None, dirty=dirty, params_sha256=params_hash, machine=machine())
+    return dict(commit=_git("rev-parse", "HEAD") or None, dirty=dirty, params_sha256=params_hash(params),
+                machine=machine())

@@ -1,22 +1,29 @@
 """Selection quality: every method side by side on one dataset, same budget, same steps, same seeds.
 
     python bench/quality.py [--data-root DIR] [--layout paired|clean] [--ratio R]
-                            [--methods tripled,random,full,...] [--steps N] [--seeds K] [--out DIR]
+                            [--methods tripled,random_task,full] [--steps N] [--seeds K] [--jobs N]
+                            [--reference random_task] [--long-factor F] [--out DIR] [--eval-every N] [--set k=v]
 
-The project is copied into DIR/project (a git repo); every (method, seed) is one `dvc exp run -S ...`
-of the real pipeline there, so prepare/extract/score run once and are cached, and a rerun after an
-interruption restores finished runs from DVC's run cache. Seed s sets train.seed, and select.seed /
-refine.seed where the method uses them. Writes DIR/quality.json, DIR/quality.md, DIR/runs.json and,
-with --eval-every, DIR/time_to_quality.csv (held-out PSNR versus step, mean over seeds).
+The project is copied into DIR/project (a git repo) and the shared stages (prepare, extract, score,
+warmup) run there once; every (method, seed) is then one `dvc exp run -S ...` of the pipeline. With
+--jobs N, N runs go side by side, each in its own copy of the project and with its own share of the
+cores (--threads each, recorded with the run), so a run's result does not depend on what runs beside
+it. Seed s sets train.seed, and select.seed / refine.seed where the method uses them: every method sees
+the same seeds, and each is compared with --reference by the paired difference over them. Finished
+runs (same method, seed and params) are kept in DIR/runs.json and not run again. Writes
+DIR/quality.json, DIR/quality.md, DIR/runs.json and, with --eval-every, DIR/time_to_quality.csv.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
@@ -27,13 +34,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: bench.common beside it
 
-from bench.common import make_project, provenance  # noqa: E402
+from bench.common import make_project, params_hash, provenance  # noqa: E402
+from bench.stats import paired, seeds_needed  # noqa: E402
 from tripled.selection.methods import METHODS  # noqa: E402
 
-BASELINE = {"refine.enabled": False, "train.curriculum": False}  # a naive subset: no refine, no curriculum
+BASELINE = {"refine.enabled": False, "train.curriculum": False}  # a plain subset: no refine, no curriculum
 TRIPLED = {"select.method": "tripled", "refine.enabled": True, "train.curriculum": True}
-# Method name -> params: every select.method (baselines without refine and curriculum), and the ablations
-# that switch off one component of TripleD each.
+# Method name -> params: every select.method (baselines without refine and curriculum), the ablations
+# that switch off one component of TripleD each, and full-long (the full set trained --long-factor times
+# longer: a converged reference).
 VARIANTS: dict[str, dict] = {
     "tripled": TRIPLED,
     "tripled-nostratify": {**TRIPLED, "select.stratify": False},
@@ -41,13 +50,17 @@ VARIANTS: dict[str, dict] = {
     "tripled-nocurriculum": {**TRIPLED, "train.curriculum": False},
     "tripled-nouncertainty": {**TRIPLED, "select.uncertainty_weight": 0.0},
     **{m: {"select.method": m, **BASELINE} for m in METHODS if m != "tripled"},
+    "full-long": {"select.method": "full", **BASELINE},
 }
-STOCHASTIC_SELECTION = ("random", "kcenter")  # methods whose subset depends on select.seed
+STOCHASTIC_SELECTION = ("random", "random_task", "kcenter", "kcenter_blind")  # subset depends on select.seed
 LOSS_WARMUP_STEPS = 200
+UPSTREAM = ["prepare", "extract", "score", "warmup"]  # shared by every run: run once, before the runs
 
 
-def _run(cmd: list[str], cwd: Path) -> str:
+def _run(cmd: list[str], cwd: Path, threads: int | None = None) -> str:
     env = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(cwd))
+    if threads:  # torch, NumPy and SciPy take their thread counts from these
+        env.update({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
     out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise click.ClickException(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
@@ -58,36 +71,83 @@ def bench_project(folder: Path, base: dict[str, object]) -> None:
     """The project in `folder` (a git repo) with the dotted `base` params (section.key: value)."""
     for stale in ("rwlock", "rwlock.lock", "lock"):  # left by an interrupted run of this bench
         (folder / ".dvc" / "tmp" / stale).unlink(missing_ok=True)
-    overrides: dict[str, dict] = {}
-    for dotted, value in base.items():
-        section, key = dotted.split(".", 1)
-        overrides.setdefault(section, {})[key] = value
-    make_project(folder, overrides)
+    make_project(folder, _nested(base))
 
 
-def run_params(method: str, seed: int) -> dict[str, object]:
-    """The -S overrides of one run: the method's params and the seeds it uses."""
+def _nested(dotted: dict[str, object]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for key, value in dotted.items():
+        section, name = key.split(".", 1)
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+def run_params(method: str, seed: int, steps: int = 0, long_factor: int = 5) -> dict[str, object]:
+    """The -S overrides of one run: the method's params and the seeds it uses (`steps`: the base
+    train.steps, which full-long multiplies by `long_factor`)."""
     if method not in VARIANTS:
         raise click.BadParameter(f"unknown method {method!r}; known: {', '.join(VARIANTS)}", param_hint="--methods")
     p = dict(VARIANTS[method], **{"train.seed": seed})
     p["select.seed"] = seed if p["select.method"] in STOCHASTIC_SELECTION else 0
     p["refine.seed"] = seed if p["refine.enabled"] else 0
+    if method == "full-long":
+        p["train.steps"] = long_factor * steps
     return p
 
 
-def one_run(project: Path, method: str, seed: int) -> dict:
-    """`dvc exp run` of the whole pipeline with this method and seed; its metrics."""
-    sets = [a for k, v in run_params(method, seed).items() for a in ("-S", f"{k}={json.dumps(v)}")]
+def run_config(project: Path, overrides: dict[str, object]) -> dict:
+    """The params one run sees: the project's params.yaml with the run's -S overrides."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for section, values in _nested(overrides).items():
+        params.setdefault(section, {}).update(values)
+    return params
+
+
+def one_run(project: Path, method: str, seed: int, overrides: dict[str, object], threads: int) -> dict:
+    """`dvc exp run` of the whole pipeline with this method and seed, on `threads` threads; its metrics."""
+    sets = [a for k, v in overrides.items() for a in ("-S", f"{k}={json.dumps(v)}")]
     _run(["git", "checkout", "--", "params.yaml"], project)  # -S of the previous run must not linger
     started = time.perf_counter()
-    _run(["dvc", "exp", "run", *sets], project)
+    _run(["dvc", "exp", "run", *sets], project, threads)
     wall = time.perf_counter() - started
-    result = json.loads((project / "metrics/eval.json").read_text())
     train = json.loads((project / "metrics/train.json").read_text())
     curve = pd.read_csv(project / "metrics/psnr_curve.csv")
-    params = yaml.safe_load((project / "params.yaml").read_text())  # as the run saw them (-S applied)
-    return dict(method=method, seed=seed, eval=result, train_seconds=train.get("seconds"), samples=train["samples"],
-                wall_seconds=round(wall, 1), curve=curve.to_dict("list"), provenance=provenance(params))
+    prov = dict(provenance(run_config(project, overrides)), threads=threads)
+    return dict(method=method, seed=seed, eval=json.loads((project / "metrics/eval.json").read_text()),
+                train_seconds=train.get("seconds"), samples=train["samples"], wall_seconds=round(wall, 1),
+                curve=curve.to_dict("list"), provenance=prov)
+
+
+def run_all(project: Path, todo: list[tuple[str, int, dict]], jobs: int, threads: int, done: list[dict],
+            save) -> list[dict]:
+    """The runs of `todo` (method, seed, overrides), `jobs` at a time, each in its own project copy."""
+    _run(["dvc", "repro", *UPSTREAM], project)  # once, on all cores, before any copy is made
+    copies = [project]
+    for j in range(1, min(jobs, len(todo))):
+        copy = project.with_name(f"{project.name}-{j}")
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(project, copy, symlinks=True)  # outputs and dvc.lock too: no stage reruns there
+        copies.append(copy)
+    free, lock, runs = list(copies), threading.Lock(), list(done)
+
+    def work(item: tuple[str, int, dict]) -> None:
+        method, seed, overrides = item
+        with lock:
+            folder = free.pop()
+        try:
+            r = one_run(folder, method, seed, overrides, threads)
+        finally:
+            with lock:
+                free.append(folder)
+        with lock:
+            runs.append(r)
+            save(runs)
+        click.echo(f"{method} seed {seed}: PSNR {r['eval']['overall']['psnr']:.3f} dB, "
+                   f"train {r['train_seconds']} s, run {r['wall_seconds']} s", err=True)
+
+    with ThreadPoolExecutor(len(copies)) as pool:
+        list(pool.map(work, todo))  # list(): re-raise the first failure
+    return runs
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -95,18 +155,20 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return round(float(v.mean()), 4), round(float(v.std(ddof=1)) if len(v) > 1 else 0.0, 4)
 
 
-def summarise(runs: list[dict]) -> dict:
-    """Per method: mean and std over seeds of PSNR/SSIM per task and over tasks, gain retained, training
-    time, and the comparison with random (beats = difference of means > 2 standard errors);
-    the degraded input's figures under `input`."""
+def summarise(runs: list[dict], reference: str = "random_task") -> dict:
+    """Per method: mean and std over seeds of PSNR/SSIM per task and over tasks; gain retained against
+    `full` and `full-long` and the PSNR ratio to them; how many (seed, task) results beat their degraded
+    input; the paired difference to `reference` over the seeds both ran (beats = mean > 2 SE) and the
+    seeds that took. The degraded input's figures under `input`."""
     first = runs[0]["eval"]
     tasks = sorted(first["tasks"])
     inputs = {t: dict(psnr=first["tasks"][t]["psnr_input"], ssim=first["tasks"][t]["ssim_input"]) for t in tasks}
     out: dict = dict(input=dict(psnr_mean=first["overall"]["psnr_input"], ssim_mean=first["overall"]["ssim_input"],
-                                tasks=inputs))
+                                tasks=inputs), reference=reference)
     by_method: dict[str, list[dict]] = {}
-    for r in runs:
+    for r in sorted(runs, key=lambda r: r["seed"]):
         by_method.setdefault(r["method"], []).append(r)
+    psnr_by_seed = {m: {r["seed"]: r["eval"]["overall"]["psnr"] for r in rs} for m, rs in by_method.items()}
     for method, rs in by_method.items():
         m = dict(n=len(rs), seeds=[r["seed"] for r in rs], samples=rs[0]["samples"], tasks={})
         for t in tasks:
@@ -117,41 +179,55 @@ def summarise(runs: list[dict]) -> dict:
         m["ssim_mean"], m["ssim_std"] = _mean_std([r["eval"]["overall"]["ssim"] for r in rs])
         m["train_seconds"], m["train_seconds_std"] = _mean_std([r["train_seconds"] for r in rs])
         m["psnr_runs"] = [round(r["eval"]["overall"]["psnr"], 4) for r in rs]
+        gains = [r["eval"]["tasks"][t]["psnr_gain"] > 0 for r in rs for t in tasks]
+        m["above_input"] = dict(count=int(sum(gains)), of=len(gains))
         out[method] = m
     base = out["input"]["psnr_mean"]
     for name in by_method:
         m = out[name]
-        if "full" in out and out["full"]["psnr_mean"] != base:
-            m["gain_retained"] = round((m["psnr_mean"] - base) / (out["full"]["psnr_mean"] - base), 4)
-        if "random" in out:
-            r = out["random"]
-            diff = m["psnr_mean"] - r["psnr_mean"]
-            se = math.sqrt(m["psnr_std"] ** 2 / m["n"] + r["psnr_std"] ** 2 / r["n"])
-            m["vs_random"] = dict(diff_db=round(diff, 4), se_db=round(se, 4), beats=bool(diff > 2 * se))
+        for ref in ("full", "full-long"):
+            if ref in out and out[ref]["psnr_mean"] != base:
+                key = "" if ref == "full" else "_long"
+                m[f"gain_retained{key}"] = round((m["psnr_mean"] - base) / (out[ref]["psnr_mean"] - base), 4)
+                m[f"psnr_ratio{key}"] = round(m["psnr_mean"] / out[ref]["psnr_mean"], 4)
+        if "full" in out and out["full"]["psnr_std"] > 0:
+            m["std_to_full"] = round(m["psnr_std"] / out["full"]["psnr_std"], 2)
+        if reference in out and name != reference:
+            m["vs_reference"] = dict(paired(psnr_by_seed[name], psnr_by_seed[reference]),
+                                     seeds_needed=seeds_needed(psnr_by_seed[name], psnr_by_seed[reference]))
     return out
 
 
 def markdown(summary: dict, methods: list[str], command: str) -> str:
-    inp = summary["input"]
+    inp, ref = summary["input"], summary["reference"]
     tasks = list(inp["tasks"])
-    head = ["method", "n", *[f"{t} PSNR" for t in tasks], "PSNR mean", "SSIM mean", "gain retained",
-            "vs random (dB, beats?)", "train s"]
+    head = ["method", "n", *[f"{t} PSNR" for t in tasks], "PSNR mean ± std", "SSIM mean", "gain retained",
+            "gain vs full-long", "PSNR ratio", f"vs {ref}, paired (dB)", "seeds needed", "tasks > input",
+            "std / full std", "train s"]
     lines = [f"Command: `{command}`", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines.append("| input (degraded) | – | " + " | ".join(f"{inp['tasks'][t]['psnr']:.2f}" for t in tasks)
-                 + f" | {inp['psnr_mean']:.2f} | {inp['ssim_mean']:.3f} | 0 % | – | – |")
+                 + f" | {inp['psnr_mean']:.2f} | {inp['ssim_mean']:.3f} | 0 % | 0 % | – | – | – | – | – | – |")
+
+    def pct(m: dict, key: str) -> str:
+        return f"{100 * m[key]:.1f} %" if key in m else "–"
+
     for name in methods:
         m = summary[name]
-        vs = m.get("vs_random")
-        vs_text = "–" if name == "random" or not vs else \
-            f"{vs['diff_db']:+.2f} ± {vs['se_db']:.2f} ({'yes' if vs['beats'] else 'no'})"
-        gain = f"{100 * m['gain_retained']:.1f} %" if "gain_retained" in m else "–"
+        vs = m.get("vs_reference")
+        vs_text = "–" if not vs else f"{vs['diff_db']:+.2f} ± {vs['se_db']:.2f} ({'beats' if vs['beats'] else 'no'})"
+        needed = "–" if not vs else str(vs["seeds_needed"] or f"> {vs['n']}")
         cells = [f"{m['tasks'][t]['psnr']:.2f} ± {m['tasks'][t]['psnr_std']:.2f}" for t in tasks]
         lines.append(f"| {name} | {m['n']} | " + " | ".join(cells)
-                     + f" | {m['psnr_mean']:.2f} ± {m['psnr_std']:.2f} | {m['ssim_mean']:.3f} ± {m['ssim_std']:.3f}"
-                     + f" | {gain} | {vs_text} | {m['train_seconds']:.0f} |")
-    lines += ["", "PSNR in dB per test image, mean over its task's images; mean ± std over seeds (SSIM per task in "
-              "quality.json). gain retained = (PSNR_method − PSNR_input) / (PSNR_full − PSNR_input); "
-              "beats = difference of means > 2 × its standard error. train s = training loop wall time per run."]
+                     + f" | {m['psnr_mean']:.2f} ± {m['psnr_std']:.2f} | {m['ssim_mean']:.3f}"
+                     + f" | {pct(m, 'gain_retained')} | {pct(m, 'gain_retained_long')} | {pct(m, 'psnr_ratio')}"
+                     + f" | {vs_text} | {needed} | {m['above_input']['count']}/{m['above_input']['of']}"
+                     + f" | {m.get('std_to_full', '–')} | {m['train_seconds']:.0f} |")
+    lines += ["", "PSNR in dB per test image, mean over its task's images; mean ± std over seeds. gain retained = "
+              "(PSNR − PSNR_input) / (PSNR_full − PSNR_input), against full at the same steps and against "
+              "full-long; PSNR ratio = PSNR / PSNR_full. Paired: the mean over seeds of (method − "
+              f"{ref}) at the same seed ± its standard error; beats = more than 2 standard errors. seeds "
+              "needed: the fewest seeds from which on it beats. tasks > input: (seed, task) results above the "
+              "degraded input. train s = training loop wall time per run."]
     return "\n".join(lines) + "\n"
 
 
@@ -168,21 +244,28 @@ def curves(runs: list[dict]) -> pd.DataFrame:
 @click.option("--layout", type=click.Choice(["paired", "clean"]), default=None,
               help="data.layout (default: params.yaml).")
 @click.option("--ratio", type=float, default=None, help="select.ratio (default: params.yaml).")
-@click.option("--methods", default="tripled,random,full", show_default=True,
+@click.option("--methods", default="tripled,random_task,full", show_default=True,
               help=f"comma-separated, of: {', '.join(VARIANTS)}.")
+@click.option("--reference", default="random_task", show_default=True,
+              help="the method every other is compared with, seed by seed.")
 @click.option("--steps", type=int, default=None, help="train.steps for every run (default: params.yaml).")
+@click.option("--long-factor", type=int, default=5, show_default=True, help="full-long trains this many times longer.")
 @click.option("--seeds", type=int, default=5, show_default=True, help="seeds per method (0 .. K-1).")
+@click.option("--jobs", type=int, default=1, show_default=True, help="runs side by side.")
+@click.option("--threads", type=int, default=None, help="threads per run (default: the cores / --jobs).")
 @click.option("--out", "out_dir", default="bench/results/quality", show_default=True, type=click.Path(path_type=Path))
 @click.option("--eval-every", type=int, default=0, show_default=True,
               help="held-out PSNR every N steps (time-to-quality curves); 0 = off.")
 @click.option("--set", "extra", multiple=True, help="further params for every run, e.g. --set data.tile=128.")
-def main(data_root, layout, ratio, methods, steps, seeds, out_dir, eval_every, extra) -> None:
+def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds, jobs, threads, out_dir, eval_every,
+         extra) -> None:
     """Compare selection methods side by side through the real DVC pipeline."""
     names = [m.strip() for m in methods.split(",") if m.strip()]
-    for m in names:
+    for m in [*names, reference]:
         run_params(m, 0)  # unknown names fail before any work
-    if seeds < 1:
-        raise click.BadParameter("need at least one seed", param_hint="--seeds")
+    if seeds < 1 or jobs < 1:
+        raise click.BadParameter("need at least one seed and one job")
+    threads = threads or max(1, len(os.sched_getaffinity(0)) // jobs)
     base: dict[str, object] = {"data.root": data_root if data_root == "demo" else str(Path(data_root).resolve())}
     for key, value in (("data.layout", layout), ("select.ratio", ratio), ("train.steps", steps)):
         if value is not None:
@@ -190,8 +273,8 @@ def main(data_root, layout, ratio, methods, steps, seeds, out_dir, eval_every, e
     if eval_every:
         base["train.eval_every"] = eval_every
         base["train.log_every"] = math.gcd(eval_every, 10)
-    if "loss" in names:
-        base["warmup.steps"] = LOSS_WARMUP_STEPS  # the loss baseline needs the warm-up loss (--set overrides)
+    if {"loss", "loss_blind"} & set(names):
+        base["warmup.steps"] = LOSS_WARMUP_STEPS  # the loss baselines need the warm-up loss (--set overrides)
     for item in extra:
         key, _, value = item.partition("=")
         if "." not in key or not _:
@@ -200,22 +283,36 @@ def main(data_root, layout, ratio, methods, steps, seeds, out_dir, eval_every, e
     out_dir.mkdir(parents=True, exist_ok=True)
     project = (out_dir / "project").resolve()
     bench_project(project, base)
+    base_steps = yaml.safe_load((project / "params.yaml").read_text())["train"]["steps"]
+    todo = []  # seed-major: an interrupted bench still has every method at some seeds
+    for seed in range(seeds):
+        for m in names:
+            overrides = run_params(m, seed, base_steps, long_factor)
+            todo.append((m, seed, overrides, params_hash(run_config(project, overrides))))
+    runs_path = out_dir / "runs.json"
+    previous = json.loads(runs_path.read_text()) if runs_path.is_file() else []
+    done = [r for r in previous if any((r["method"], r["seed"], r.get("provenance", {}).get("params_sha256"))
+                                       == (m, s, h) for m, s, _, h in todo)]
+    finished = {(r["method"], r["seed"]) for r in done}
+    todo = [(m, s, o) for m, s, o, _ in todo if (m, s) not in finished]
+    click.echo(f"{len(done)} runs kept from {runs_path}, {len(todo)} to run, {jobs} at a time on {threads} "
+               "thread(s) each", err=True)
     command = "python bench/quality.py " + " ".join(sys.argv[1:])
     started = time.perf_counter()
-    runs = []
-    for seed in range(seeds):  # seed-major: an interrupted bench still has every method at some seeds
-        for m in names:
-            r = one_run(project, m, seed)
-            runs.append(r)
-            click.echo(f"{m} seed {seed}: PSNR {r['eval']['overall']['psnr']:.3f} dB, "
-                       f"train {r['train_seconds']} s, run {r['wall_seconds']} s", err=True)
-            (out_dir / "runs.json").write_text(json.dumps(runs, indent=1) + "\n")
-    summary = summarise(runs)
-    summary["meta"] = dict(command=command, params=base, wall_seconds=round(time.perf_counter() - started, 1),
+
+    def save(rs: list[dict]) -> None:
+        runs_path.write_text(json.dumps(rs, indent=1) + "\n")
+
+    runs = run_all(project, todo, jobs, threads, done, save) if todo else done
+    runs = [r for r in runs if r["method"] in names]
+    summary = summarise(runs, reference)
+    summary["meta"] = dict(command=command, params=base, jobs=jobs, threads=threads, long_factor=long_factor,
+                           wall_seconds=round(time.perf_counter() - started, 1),
                            provenance=provenance(yaml.safe_load((project / "params.yaml").read_text())))
     (out_dir / "quality.json").write_text(json.dumps(summary, indent=2) + "\n")
     table = markdown(summary, names, command)
-    (out_dir / "quality.md").write_text(table + f"\nWall time of all runs: {summary['meta']['wall_seconds']:.0f} s.\n")
+    (out_dir / "quality.md").write_text(table + f"\nWall time of this invocation: {summary['meta']['wall_seconds']:.0f}"
+                                        f" s ({jobs} job(s) × {threads} thread(s)).\n")
     if eval_every:
         curves(runs).to_csv(out_dir / "time_to_quality.csv", index=False)
     click.echo(table)

@@ -1,4 +1,5 @@
-"""bench/quality.py: the params of each run and the statistics of the table (no pipeline run here)."""
+"""bench/quality.py: the params of each run and the statistics of the table (tests/test_bench_run.py
+runs it for real)."""
 import importlib.util
 from pathlib import Path
 
@@ -11,8 +12,8 @@ SPEC.loader.exec_module(quality)
 
 
 def test_run_params_seeds_and_ablations():
-    p = quality.run_params("random", 3)
-    assert p["select.method"] == "random" and p["select.seed"] == 3 and p["train.seed"] == 3
+    p = quality.run_params("random_task", 3)
+    assert p["select.method"] == "random_task" and p["select.seed"] == 3 and p["train.seed"] == 3
     assert p["refine.enabled"] is False and p["refine.seed"] == 0 and p["train.curriculum"] is False
     t = quality.run_params("tripled", 2)
     assert t["select.seed"] == 0 and t["refine.seed"] == 2  # TripleD's selection is deterministic
@@ -21,30 +22,46 @@ def test_run_params_seeds_and_ablations():
     assert quality.run_params("tripled-norefine", 0)["refine.enabled"] is False
     assert quality.run_params("tripled-nostratify", 0)["select.stratify"] is False
     assert quality.run_params("tripled-nouncertainty", 0)["select.uncertainty_weight"] == 0
+    long = quality.run_params("full-long", 1, steps=3000, long_factor=5)
+    assert long["select.method"] == "full" and long["train.steps"] == 15000 and long["train.seed"] == 1
+    assert "train.steps" not in quality.run_params("full", 1, steps=3000)
     with pytest.raises(click.BadParameter, match="unknown method"):
         quality.run_params("nope", 0)
 
 
-def _run(method, seed, psnr):
-    tasks = {t: dict(psnr=psnr + d, psnr_input=20.0 + d, ssim=0.8, ssim_input=0.5) for t, d in (("a", -1), ("b", 1))}
+def test_every_select_method_is_a_bench_method():
+    from tripled.selection.methods import METHODS
+
+    assert set(METHODS) <= set(quality.VARIANTS)
+
+
+def _run(method, seed, psnr, gain=1.0):
+    tasks = {t: dict(psnr=psnr + d, psnr_input=20.0 + d, psnr_gain=gain, ssim=0.8, ssim_input=0.5)
+             for t, d in (("a", -1), ("b", 1))}
     return dict(method=method, seed=seed, samples=10, train_seconds=1.0, curve=dict(step=[], psnr=[]),
                 eval=dict(overall=dict(psnr=psnr, psnr_input=20.0, ssim=0.8, ssim_input=0.5), tasks=tasks))
 
 
-def test_summary_gain_retained_and_beats():
+def test_summary_gain_ratio_and_paired_comparison():
     runs = [_run("full", s, 24.0 + 0.1 * s) for s in range(5)]
-    runs += [_run("random", s, v) for s, v in enumerate([21.0, 22.0, 23.0, 21.5, 22.5])]
-    runs += [_run("tripled", s, v) for s, v in enumerate([23.8, 23.9, 24.0, 23.9, 23.9])]
-    s = quality.summarise(runs)
+    runs += [_run("full-long", s, 25.0) for s in range(5)]
+    # random_task swings by 2 dB with the seed; tripled is 0.5 dB above it at every seed
+    rt = [21.0, 23.0, 22.0, 21.5, 22.5]
+    runs += [_run("random_task", s, v) for s, v in enumerate(rt)]
+    runs += [_run("tripled", s, v + 0.5 + 0.01 * s, gain=-1.0 if s == 0 else 1.0) for s, v in enumerate(rt)]
+    s = quality.summarise(runs, "random_task")
     assert s["input"]["psnr_mean"] == 20.0 and s["input"]["tasks"]["a"]["psnr"] == 19.0
-    assert s["full"]["gain_retained"] == 1.0
-    assert s["random"]["gain_retained"] == pytest.approx(2.0 / 4.2, abs=1e-3)
-    assert s["tripled"]["psnr_mean"] == pytest.approx(23.9) and s["tripled"]["n"] == 5
-    assert s["tripled"]["vs_random"]["beats"] and s["tripled"]["vs_random"]["diff_db"] == pytest.approx(1.9)
-    assert s["tripled"]["tasks"]["b"]["psnr"] == pytest.approx(24.9)
-    # a difference inside two standard errors is not a win
-    kcenter = [_run("kcenter", i, v) for i, v in enumerate([22.5, 23.0, 21.0, 22.0, 22.6])]
-    close = quality.summarise(runs[5:10] + kcenter)
-    assert not close["kcenter"]["vs_random"]["beats"]
-    table = quality.markdown(s, ["tripled", "random", "full"], "cmd")
-    assert "| tripled | 5 |" in table and "45.2 %" not in table and "100.0 %" in table
+    assert s["full"]["gain_retained"] == 1.0 and s["full"]["psnr_ratio"] == 1.0
+    assert s["random_task"]["gain_retained"] == pytest.approx(2.0 / 4.2, abs=1e-3)
+    assert s["random_task"]["gain_retained_long"] == pytest.approx(2.0 / 5.0, abs=1e-3)
+    assert s["random_task"]["psnr_ratio"] == pytest.approx(22.0 / 24.2, abs=1e-4)
+    t = s["tripled"]
+    assert t["n"] == 5 and t["psnr_mean"] == pytest.approx(22.52)
+    # unpaired, a 0.5 dB lead inside a 2 dB spread is nothing; paired, it is the same at every seed
+    assert t["vs_reference"]["diff_db"] == pytest.approx(0.52) and t["vs_reference"]["beats"]
+    assert t["vs_reference"]["seeds_needed"] == 2 and t["vs_reference"]["n"] == 5
+    assert t["above_input"] == dict(count=8, of=10)  # seed 0 left both tasks below their input
+    assert t["std_to_full"] == pytest.approx(s["tripled"]["psnr_std"] / s["full"]["psnr_std"], abs=0.01)
+    assert "vs_reference" not in s["random_task"]
+    table = quality.markdown(s, ["tripled", "random_task", "full", "full-long"], "cmd")
+    assert "| tripled | 5 |" in table and "+0.52 ± 0.01 (beats) | 2 | 8/10" in table

@@ -283,25 +283,58 @@ def test_tripled_weights_reflect_cluster_sizes(scores):
         assert share == pytest.approx(n_task / len(train), abs=1e-4)
 
 
-def test_entropy_topk_picks_highest_complexity(scores, train):
-    out = select(scores, SelectParams(method="entropy_topk", ratio=0.05))
-    chosen = train.set_index("id").loc[out["id"], "complexity"]
-    rest = train.loc[~train["id"].isin(out["id"]), "complexity"]
-    assert chosen.min() >= rest.max()
-    assert (out["weight"] == 1).all()
+# --------------------------------------------------------------------------- the baselines, per task and blind
 
 
-# --------------------------------------------------------------------------- the other baselines
+PER_TASK = ("random_task", "entropy_topk", "gradient_topk", "kcenter", "herding", "loss")
 
 
-def test_gradient_topk_picks_highest_gradient(scores, train):
-    out = select(scores, SelectParams(method="gradient_topk", ratio=0.05))
-    chosen = train.set_index("id").loc[out["id"], "gradient"]
-    assert chosen.min() >= train.loc[~train["id"].isin(out["id"]), "gradient"].max()
+@pytest.mark.parametrize("method", PER_TASK)
+def test_per_task_baselines_take_tripleds_per_task_budget(scores, emb, train, method):
+    out = select(scores, SelectParams(method=method, ratio=0.05, seed=3), emb)
+    got = out.merge(train[["id", "task"]], on="id")["task"].value_counts().sort_index()
+    sizes = train["task"].value_counts().sort_index()
+    expected = apportion(sizes.to_numpy(), budget(len(train), 0.05))
+    assert got.to_numpy().tolist() == expected.tolist()
+    tripled = select(scores, SelectParams(method="tripled", ratio=0.05))
+    assert tripled.merge(train[["id", "task"]], on="id")["task"].value_counts().sort_index().equals(got)
+
+
+def test_random_task_is_random_inside_each_task(scores, train):
+    a = select(scores, SelectParams(method="random_task", ratio=0.1, seed=0))
+    pd.testing.assert_frame_equal(a, select(scores, SelectParams(method="random_task", ratio=0.1, seed=0)))
+    b = select(scores, SelectParams(method="random_task", ratio=0.1, seed=1))
+    assert set(a["id"]) != set(b["id"])
+    # over many seeds every training row of a task is about equally likely
+    counts = pd.concat([select(scores, SelectParams(method="random_task", ratio=0.1, seed=s))["id"]
+                        for s in range(200)]).value_counts().reindex(train["id"], fill_value=0)
+    assert counts.min() > 0 and counts.max() < 3 * counts.mean()
+
+
+def test_blind_baselines_ignore_the_task_split():
+    # one task ten times as complex: the blind ranking takes only its rows, the per-task one splits
+    scores = make_scores(task_sizes=(200, 200), seed=2)
+    scores.loc[scores["task"] == "task1", "complexity"] += 100
+    train = scores[scores["split"] == "train"]
+    blind = select(scores, SelectParams(method="entropy_topk_blind", ratio=0.1)).merge(train, on="id")
+    fair = select(scores, SelectParams(method="entropy_topk", ratio=0.1)).merge(train, on="id")
+    assert set(blind["task"]) == {"task1"} and set(fair["task"]) == {"task0", "task1"}
+
+
+@pytest.mark.parametrize("column,method", [("complexity", "entropy_topk"), ("gradient", "gradient_topk")])
+def test_topk_picks_the_highest_values(scores, train, column, method):
+    blind = select(scores, SelectParams(method=f"{method}_blind", ratio=0.05))
+    chosen = train.set_index("id").loc[blind["id"], column]
+    assert chosen.min() >= train.loc[~train["id"].isin(blind["id"]), column].max()
+    assert (blind["weight"] == 1).all()
+    fair = select(scores, SelectParams(method=method, ratio=0.05)).merge(train, on="id")
+    for task, g in train.groupby("task"):
+        chosen = fair.loc[fair["task"] == task, column]
+        assert chosen.min() >= g.loc[~g["id"].isin(fair["id"]), column].max(), task
 
 
 def test_loss_picks_highest_loss_relative_to_its_task(scores, train):
-    out = select(scores, SelectParams(method="loss", ratio=0.1))
+    out = select(scores, SelectParams(method="loss_blind", ratio=0.1))
     rel = train["loss"] / train.groupby("task")["loss"].transform("mean")
     chosen = rel[train["id"].isin(out["id"]).to_numpy()]
     assert chosen.min() >= rel[~train["id"].isin(out["id"]).to_numpy()].max()
@@ -309,9 +342,10 @@ def test_loss_picks_highest_loss_relative_to_its_task(scores, train):
     assert train.set_index("id").loc[out["id"], "task"].nunique() == 3
 
 
-def test_loss_without_warmup_loss_is_a_clear_error(scores):
+@pytest.mark.parametrize("method", ["loss", "loss_blind"])
+def test_loss_without_warmup_loss_is_a_clear_error(scores, method):
     with pytest.raises(ValueError, match="warmup.steps > 0"):
-        select(scores.assign(loss=np.nan), SelectParams(method="loss"))
+        select(scores.assign(loss=np.nan), SelectParams(method=method))
 
 
 @pytest.mark.parametrize("method", FEATURE_METHODS)
@@ -330,7 +364,7 @@ def _rows(scores, emb, out):
 
 
 def test_kcenter_covers_the_feature_space_better_than_random(scores, emb):
-    x, picked = _rows(scores, emb, select(scores, SelectParams(method="kcenter", ratio=0.05, seed=0), emb))
+    x, picked = _rows(scores, emb, select(scores, SelectParams(method="kcenter_blind", ratio=0.05, seed=0), emb))
 
     def radius(mask):  # the farthest any sample is from its nearest pick
         return np.linalg.norm(x[:, None] - x[mask][None], axis=2).min(1).max()
@@ -338,12 +372,12 @@ def test_kcenter_covers_the_feature_space_better_than_random(scores, emb):
     rand = [radius(_rows(scores, emb, select(scores, SelectParams(method="random", ratio=0.05, seed=s)))[1])
             for s in range(5)]
     assert radius(picked) < min(rand)
-    other = select(scores, SelectParams(method="kcenter", ratio=0.05, seed=1), emb)
-    assert set(other["id"]) != set(select(scores, SelectParams(method="kcenter", ratio=0.05, seed=0), emb)["id"])
+    other = select(scores, SelectParams(method="kcenter_blind", ratio=0.05, seed=1), emb)
+    assert set(other["id"]) != set(select(scores, SelectParams(method="kcenter_blind", ratio=0.05, seed=0), emb)["id"])
 
 
 def test_herding_matches_the_feature_mean_better_than_random(scores, emb):
-    x, picked = _rows(scores, emb, select(scores, SelectParams(method="herding", ratio=0.05), emb))
+    x, picked = _rows(scores, emb, select(scores, SelectParams(method="herding_blind", ratio=0.05), emb))
     gap = np.linalg.norm(x[picked].mean(0) - x.mean(0))
     rand = [np.linalg.norm(x[_rows(scores, emb, select(scores, SelectParams(method="random", ratio=0.05, seed=s)))[1]]
                            .mean(0) - x.mean(0)) for s in range(5)]
@@ -368,3 +402,25 @@ def test_no_uncertainty_ignores_the_uncertainty(scores):
     pd.testing.assert_frame_equal(select(scores, off), select(shuffled, off))
     on = SelectParams(method="tripled", ratio=0.1)
     assert not select(scores, on).equals(select(shuffled, on))
+
+
+def test_per_task_feature_baselines_do_their_job_inside_each_task(scores, emb, train):
+    """kcenter covers, and herding matches the mean of, each task's features better than random_task."""
+    x = emb[(scores["split"] == "train").to_numpy()]
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    tasks, ids = train["task"].to_numpy(), train["id"].to_numpy()
+
+    def per_task(method, seed, measure):
+        picked = np.isin(ids, select(scores, SelectParams(method=method, ratio=0.05, seed=seed), emb)["id"])
+        return [measure(x[tasks == t], picked[tasks == t]) for t in np.unique(tasks)]
+
+    def radius(xt, mask):
+        return np.linalg.norm(xt[:, None] - xt[mask][None], axis=2).min(1).max()
+
+    def gap(xt, mask):
+        return np.linalg.norm(xt[mask].mean(0) - xt.mean(0))
+
+    rand = np.array([per_task("random_task", s, radius) for s in range(5)]).min(0)
+    assert (np.array(per_task("kcenter", 0, radius)) < rand).all()
+    rand = np.array([per_task("random_task", s, gap) for s in range(5)]).min(0)
+    assert (np.array(per_task("herding", 0, gap)) < rand).all()

@@ -87,6 +87,7 @@ def select_tripled(scores: pd.DataFrame, emb: np.ndarray | None, k: int, p: Sele
 
 
 def _random(scores, emb, k, p, rng):
+    """Uniformly at random."""
     return list(rng.choice(len(scores), size=k, replace=False)), np.ones(k)
 
 
@@ -95,10 +96,12 @@ def _topk(values: np.ndarray, k: int) -> tuple[list[int], np.ndarray]:
 
 
 def _entropy_topk(scores, emb, k, p, rng):
+    """The highest predicted complexity."""
     return _topk(scores["complexity"].to_numpy(np.float64), k)
 
 
 def _gradient_topk(scores, emb, k, p, rng):
+    """The highest predicted gradient energy."""
     return _topk(scores["gradient"].to_numpy(np.float64), k)
 
 
@@ -120,7 +123,7 @@ def _normalised_features(emb: np.ndarray | None, method: str) -> np.ndarray:
 
 def _kcenter(scores, emb, k, p, rng):
     """Greedy k-center on the normalised features, from a random first centre."""
-    x = _normalised_features(emb, "kcenter")
+    x = _normalised_features(emb, p.method)
     picks = [int(rng.integers(len(x)))]
     dist = np.linalg.norm(x - x[picks[0]], axis=1)
     for _ in range(k - 1):
@@ -132,7 +135,7 @@ def _kcenter(scores, emb, k, p, rng):
 
 def _herding(scores, emb, k, p, rng):
     """Feature-mean matching (herding): each pick moves the subset's mean towards the full set's."""
-    x = _normalised_features(emb, "herding")
+    x = _normalised_features(emb, p.method)
     mu, w = x.mean(0), x.mean(0).copy()
     free = np.ones(len(x), bool)
     picks = []
@@ -148,11 +151,38 @@ def _full(scores, emb, k, p, rng):
     return list(range(len(scores))), np.ones(len(scores))
 
 
+def per_task(method: Callable) -> Callable:
+    """`method` run inside each task on that task's share of the budget: TripleD's split by task size.
+    On an all-in-one set this is the fair form of a baseline; blind to tasks, most take one task's samples."""
+    def run(scores, emb, k, p, rng):
+        tasks = scores["task"].to_numpy()
+        names, sizes = np.unique(tasks, return_counts=True)
+        picks, weights = [], []
+        for task, kt in zip(names, apportion(sizes, k)):
+            rows = np.flatnonzero(tasks == task)
+            if kt:
+                got, w = method(scores.iloc[rows].reset_index(drop=True), None if emb is None else emb[rows],
+                                int(kt), p, rng)
+                picks += rows[np.asarray(got, np.int64)].tolist()
+                weights.append(w)
+        return picks, np.concatenate(weights)
+
+    run.__doc__ = f"Per task: {method.__doc__ or method.__name__}"
+    return run
+
+
+BASELINES = {"entropy_topk": _entropy_topk, "gradient_topk": _gradient_topk, "kcenter": _kcenter,
+             "herding": _herding, "loss": _loss}
 # Each method: (train rows of scores, their features or None, budget, params, rng) -> (row picks, weights).
-METHODS: dict[str, Callable] = {"tripled": select_tripled, "random": _random, "entropy_topk": _entropy_topk,
-                                "gradient_topk": _gradient_topk, "kcenter": _kcenter, "herding": _herding,
-                                "loss": _loss, "full": _full}
-FEATURE_METHODS = ("kcenter", "herding")
+# The baselines select inside each task, as TripleD does; `<name>_blind` ignore the split (and `random`
+# beside `random_task`), to show how task-blind selection fails on an all-in-one set.
+METHODS: dict[str, Callable] = {
+    "tripled": select_tripled, "random_task": per_task(_random), "random": _random,
+    **{name: per_task(fn) for name, fn in BASELINES.items()},
+    **{f"{name}_blind": fn for name, fn in BASELINES.items()},
+    "full": _full,
+}
+FEATURE_METHODS = ("kcenter", "herding", "kcenter_blind", "herding_blind")
 
 
 class SelectParams(Section):

@@ -1,0 +1,47 @@
+"""bench/quality.py for real, on tiny params: runs side by side in project copies, each on its own
+threads, give the same results as alone; finished runs are kept; the paired comparison is reported."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from bench.common import ROOT
+from tests.helpers import TINY
+
+SETS = [f"{section}.{key}={yaml.safe_dump(value, default_flow_style=True).strip()}"
+        for section, values in TINY.items() if section not in ("select", "train")
+        for key, value in values.items()] + ["train.checkpoint_every=10", "train.log_every=5", "select.ratio=0.05"]
+
+
+def _bench(out, *args):
+    cmd = [sys.executable, str(ROOT / "bench/quality.py"), "--out", str(out), "--steps", "20", "--seeds", "2",
+           "--methods", "random_task,full", *[a for s in SETS for a in ("--set", s)], *args]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1")
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
+def test_runs_side_by_side_equal_runs_alone_and_are_kept(tmp_path):
+    log = _bench(tmp_path, "--jobs", "2", "--threads", "1")
+    assert "0 runs kept" in log and "4 to run, 2 at a time on 1 thread(s) each" in log
+    assert (tmp_path / "project-1").is_dir()  # the second job's copy
+    runs = json.loads((tmp_path / "runs.json").read_text())
+    assert sorted((r["method"], r["seed"]) for r in runs) == [("full", 0), ("full", 1), ("random_task", 0),
+                                                              ("random_task", 1)]
+    assert all(r["provenance"]["threads"] == 1 and r["provenance"]["params_sha256"] for r in runs)
+    summary = json.loads((tmp_path / "quality.json").read_text())
+    assert summary["full"]["vs_reference"]["n"] == 2 and "seeds_needed" in summary["full"]["vs_reference"]
+
+    # drop one run: a rerun alone (one job) recomputes only it, with the same result to the last digit
+    dropped = next(r for r in runs if (r["method"], r["seed"]) == ("random_task", 1))
+    (tmp_path / "runs.json").write_text(json.dumps([r for r in runs if r is not dropped]))
+    log = _bench(tmp_path, "--jobs", "1", "--threads", "1")
+    assert "3 runs kept" in log and "1 to run" in log
+    again = next(r for r in json.loads((tmp_path / "runs.json").read_text())
+                 if (r["method"], r["seed"]) == ("random_task", 1))
+    assert again["eval"] == dropped["eval"]
