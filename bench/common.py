@@ -76,8 +76,13 @@ def params_hash(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def provenance(params: dict) -> dict:
-    """Commit (and whether the tree had uncommitted changes), a hash of the params, and the machine."""
+def code_version() -> dict:
+    """The commit, and whether the code had uncommitted changes."""
     dirty = bool(_git("status", "--porcelain", "--", "tripled", "stages", "bench", "dvc.yaml", "params.yaml"))
-    return dict(commit=_git("rev-parse", "HEAD") or None, dirty=dirty, params_sha256=params_hash(params),
-                machine=machine())
+    return dict(commit=_git("rev-parse", "HEAD") or None, dirty=dirty)
+
+
+def provenance(params: dict, code: dict | None = None) -> dict:
+    """Commit and dirtiness (`code`: as taken when the code was copied; default: now), a hash of the
+    params, and the machine."""
+    return dict(code or code_version(), params_sha256=params_hash(params), machine=machine())

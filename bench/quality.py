@@ -34,7 +34,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: bench.common beside it
 
-from bench.common import make_project, params_hash, provenance  # noqa: E402
+from bench.common import code_version, make_project, params_hash, provenance  # noqa: E402
 from bench.stats import paired, seeds_needed  # noqa: E402
 from tripled.selection.methods import METHODS  # noqa: E402
 
@@ -103,7 +103,7 @@ def run_config(project: Path, overrides: dict[str, object]) -> dict:
     return params
 
 
-def one_run(project: Path, method: str, seed: int, overrides: dict[str, object], threads: int) -> dict:
+def one_run(project: Path, method: str, seed: int, overrides: dict[str, object], threads: int, code: dict) -> dict:
     """`dvc exp run` of the whole pipeline with this method and seed, on `threads` threads; its metrics."""
     sets = [a for k, v in overrides.items() for a in ("-S", f"{k}={json.dumps(v)}")]
     _run(["git", "checkout", "--", "params.yaml"], project)  # -S of the previous run must not linger
@@ -112,14 +112,14 @@ def one_run(project: Path, method: str, seed: int, overrides: dict[str, object],
     wall = time.perf_counter() - started
     train = json.loads((project / "metrics/train.json").read_text())
     curve = pd.read_csv(project / "metrics/psnr_curve.csv")
-    prov = dict(provenance(run_config(project, overrides)), threads=threads)
+    prov = dict(provenance(run_config(project, overrides), code), threads=threads)
     return dict(method=method, seed=seed, eval=json.loads((project / "metrics/eval.json").read_text()),
                 train_seconds=train.get("seconds"), samples=train["samples"], wall_seconds=round(wall, 1),
                 curve=curve.to_dict("list"), provenance=prov)
 
 
-def run_all(project: Path, todo: list[tuple[str, int, dict]], jobs: int, threads: int, done: list[dict],
-            save) -> list[dict]:
+def run_all(project: Path, todo: list[tuple[str, int, dict]], jobs: int, threads: int, code: dict,
+            done: list[dict], save) -> list[dict]:
     """The runs of `todo` (method, seed, overrides), `jobs` at a time, each in its own project copy."""
     _run(["dvc", "repro", *UPSTREAM], project)  # once, on all cores, before any copy is made
     copies = [project]
@@ -135,7 +135,7 @@ def run_all(project: Path, todo: list[tuple[str, int, dict]], jobs: int, threads
         with lock:
             folder = free.pop()
         try:
-            r = one_run(folder, method, seed, overrides, threads)
+            r = one_run(folder, method, seed, overrides, threads, code)
         finally:
             with lock:
                 free.append(folder)
@@ -282,6 +282,7 @@ def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds
         base[key] = yaml.safe_load(value)
     out_dir.mkdir(parents=True, exist_ok=True)
     project = (out_dir / "project").resolve()
+    code = code_version()  # of the code copied now: commits made while the bench runs do not count
     bench_project(project, base)
     base_steps = yaml.safe_load((project / "params.yaml").read_text())["train"]["steps"]
     todo = []  # seed-major: an interrupted bench still has every method at some seeds
@@ -303,12 +304,12 @@ def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds
     def save(rs: list[dict]) -> None:
         runs_path.write_text(json.dumps(rs, indent=1) + "\n")
 
-    runs = run_all(project, todo, jobs, threads, done, save) if todo else done
+    runs = run_all(project, todo, jobs, threads, code, done, save) if todo else done
     runs = [r for r in runs if r["method"] in names]
     summary = summarise(runs, reference)
     summary["meta"] = dict(command=command, params=base, jobs=jobs, threads=threads, long_factor=long_factor,
                            wall_seconds=round(time.perf_counter() - started, 1),
-                           provenance=provenance(yaml.safe_load((project / "params.yaml").read_text())))
+                           provenance=provenance(yaml.safe_load((project / "params.yaml").read_text()), code))
     (out_dir / "quality.json").write_text(json.dumps(summary, indent=2) + "\n")
     table = markdown(summary, names, command)
     (out_dir / "quality.md").write_text(table + f"\nWall time of this invocation: {summary['meta']['wall_seconds']:.0f}"
