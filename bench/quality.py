@@ -111,7 +111,8 @@ def one_run(project: Path, method: str, seed: int, overrides: dict[str, object],
     _run(["dvc", "exp", "run", *sets], project, threads)
     wall = time.perf_counter() - started
     train = json.loads((project / "metrics/train.json").read_text())
-    curve = pd.read_csv(project / "metrics/psnr_curve.csv")
+    psnr = project / "metrics/dvclive/plots/metrics/psnr.tsv"
+    curve = pd.read_csv(psnr, sep="\t") if psnr.is_file() else pd.DataFrame(columns=["step", "psnr"])
     prov = dict(provenance(run_config(project, overrides), code), threads=threads)
     return dict(method=method, seed=seed, eval=json.loads((project / "metrics/eval.json").read_text()),
                 train_seconds=train.get("seconds"), samples=train["samples"], wall_seconds=round(wall, 1),

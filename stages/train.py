@@ -2,11 +2,12 @@
 
 Several GPUs (or CPU processes): torchrun --nproc_per_node N stages/train.py; rank 0 writes."""
 import copy
+import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
-import pandas as pd
 import torch
 from dvclive import Live
 
@@ -21,15 +22,26 @@ from tripled.training.distributed import launched
 from tripled.training.loop import run_fingerprint, train
 from tripled.training.params import ModelParams, TrainParams
 
+CURVES = ("loss", "lr", "stage", "psnr")
 
-def log_curve(curve: list[dict], folder: Path) -> None:
-    """The training curve as dvclive metrics (loss, learning rate, curriculum stage per logged step)."""
+
+@contextmanager
+def live_curves(folder: Path):
+    """A function that logs a row of the training curve to dvclive as it is made, so that `dvc plots show`
+    draws the curves while training runs. The log starts afresh (train replays a resumed run's rows)."""
+    if int(os.environ.get("RANK", "0")):  # under torchrun, rank 0 alone writes
+        yield None
+        return
     # dvc.yaml declares the plots; dvclive must neither edit it nor save an experiment of its own.
     with Live(str(folder), dvcyaml=None, save_dvc_exp=False) as live:
-        for row in curve:
+        def log(row: dict) -> None:
             live.step = row["step"]
-            for name in ("loss", "lr", "stage"):
-                live.log_metric(name, row[name])
+            for name in CURVES:
+                if name in row:
+                    live.log_metric(name, row[name])
+            live.make_summary()
+
+        yield log
 
 
 @click.command(cls=StageCommand)
@@ -37,7 +49,7 @@ def log_curve(curve: list[dict], folder: Path) -> None:
 @path_option("--data", "data_path", "data/distilled")
 @path_option("--out", "out", "models")
 @path_option("--metrics", "metrics_dir", "metrics",
-             "train.json, psnr_curve.csv, and the training curves in dvclive/ (plots/metrics/*.tsv).")
+             "train.json, and the curves (loss, lr, stage, held-out psnr) in dvclive/plots/metrics/*.tsv.")
 @index_option("held-out tiles for the PSNR-versus-step curve (train.eval_every > 0).")
 def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, index_path: Path) -> None:
     """Train model.arch on the distilled set; checkpoints every train.checkpoint_every steps and resumes.
@@ -59,19 +71,15 @@ def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, index_
 
     (out / "restorer.pt").unlink(missing_ok=True)  # while this run trains, no older result reads as its result
     started = time.perf_counter()
-    with launched(cuda=pick_device(p.device).type == "cuda") as world:
-        model, curve = train(ds, mp, p, out / "checkpoints" / "last.pt", fingerprint, validate=validate)
+    with launched(cuda=pick_device(p.device).type == "cuda") as world, live_curves(metrics_dir / "dvclive") as log:
+        model, curve = train(ds, mp, p, out / "checkpoints" / "last.pt", fingerprint, validate=validate,
+                             on_log=log)
     if not world.main:
         return
     seconds = time.perf_counter() - started - validating[0]
     with atomic(out / "restorer.pt") as tmp:
         torch.save(model.state_dict(), tmp)
     write_json(out / "restorer.json", dict(arch=mp.arch, kwargs=mp.kwargs))
-    log_curve(curve, metrics_dir / "dvclive")
-    frame = pd.DataFrame(curve)
-    psnr_curve = frame.dropna(subset=["psnr"]) if "psnr" in frame else pd.DataFrame(columns=["step", "psnr"])
-    with atomic(metrics_dir / "psnr_curve.csv") as tmp:
-        psnr_curve[["step", "psnr"]].to_csv(tmp, index=False)
     # seconds: wall time of this run's training loop without the PSNR curve (a resumed run: its own part)
     write_json(metrics_dir / "train.json", dict(steps=p.steps, samples=len(ds), final_loss=round(curve[-1]["loss"], 6),
                                                 seconds=round(seconds, 2)))

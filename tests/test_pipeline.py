@@ -54,6 +54,8 @@ def test_every_output(repo: Path) -> None:
     assert (repo / "models/restorer.pt").is_file()
     curve = read_curve(repo / "metrics")
     assert list(curve["step"]) == list(range(5, 31, 5))
+    psnr = pd.read_csv(repo / "metrics/dvclive/plots/metrics/psnr.tsv", sep="\t")  # held-out PSNR, live
+    assert list(psnr["step"]) == [10, 20, 30] and psnr["psnr"].between(10, 60).all()
     card = json.loads((repo / "data/distilled/card.json").read_text())
     assert card["samples"] == len(subset) and card["selection"]["ratio"] == 0.05
     projection = pd.read_csv(repo / "plots/features_2d.csv")

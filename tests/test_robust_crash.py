@@ -51,7 +51,16 @@ def test_train_killed_resumes_to_the_same_result(tmp_path):
 
     proc = _train(params, data, run)
     checkpoint = run / "models" / "checkpoints" / "last.pt"
-    _wait_for(checkpoint.is_file, proc)
+    loss_log = run / "metrics" / "dvclive" / "plots" / "metrics" / "loss.tsv"
+
+    def logged() -> list[int]:
+        return pd.read_csv(loss_log, sep="\t")["step"].tolist() if loss_log.is_file() else []
+
+    _wait_for(lambda: len(logged()) >= 1, proc)
+    first = len(logged())
+    _wait_for(lambda: len(logged()) > first, proc)  # the log grows while the run trains
+    # kill once the log holds steps the checkpoint does not: the resumed run must not log them twice
+    _wait_for(lambda: checkpoint.is_file() and len(logged()) * TRAIN["log_every"] > TRAIN["checkpoint_every"], proc)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(60) == -signal.SIGKILL
     # nothing reads as finished: no model, no metrics; the checkpoint loads whole
@@ -68,6 +77,7 @@ def test_train_killed_resumes_to_the_same_result(tmp_path):
     assert resumed_at >= killed_at
 
     curve, ref_curve = read_curve(run / "metrics"), read_curve(ref / "metrics")
+    assert logged() == list(range(TRAIN["log_every"], TRAIN["steps"] + 1, TRAIN["log_every"]))  # each step once
     assert len(curve) == TRAIN["steps"] // TRAIN["log_every"]
     pd.testing.assert_frame_equal(curve, ref_curve, check_exact=True)  # also the losses after the checkpoint
     assert (curve.step > resumed_at).sum() > 0

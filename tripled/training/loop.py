@@ -69,19 +69,23 @@ def initial_state(ds: DistilledSet, mp: ModelParams, p: TrainParams, device: tor
 
 
 def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint_path: Path, fingerprint: str,
-          *, times: StepTimes | None = None, validate: Callable[[torch.nn.Module], float] | None = None
-          ) -> tuple[torch.nn.Module, list[dict]]:
+          *, times: StepTimes | None = None, validate: Callable[[torch.nn.Module], float] | None = None,
+          on_log: Callable[[dict], None] | None = None) -> tuple[torch.nn.Module, list[dict]]:
     """Train for p.steps, resuming from `checkpoint_path` when it was written for the same fingerprint.
 
     Under torchrun each process trains on its share of every batch with DistributedDataParallel;
     all draw the same batch plans and see all losses, so their curricula stay in step.
     `validate(model) -> PSNR` is recorded (by rank 0) as `psnr` in the curve every p.eval_every steps
-    (at log steps)."""
+    (at log steps). `on_log(row)` sees every row of the curve once, in order, as it is made (rank 0): a
+    resumed run first replays the rows its checkpoint holds, so a live log ends up with each step once."""
     device, world = pick_device(p.device), distributed.current()
     state = initial_state(ds, mp, p, device)
     size = min(p.crop, int(ds.manifest["height"].min()), int(ds.manifest["width"].min()))
     if state.resume(checkpoint_path, fingerprint) and world.main:
         print(f"train: resumed from {checkpoint_path} at step {state.step}")
+    on_log = on_log if world.main and on_log is not None else (lambda row: None)
+    for row in state.curve:
+        on_log(row)
     if world.main:
         checkpoint_path.parent.mkdir(parents=True, exist_ok=True)  # a DVC output even before the first save
     weights = balance_weights(ds) if p.balance == "task" else np.ones(len(ds), np.float32)
@@ -117,7 +121,7 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint_path: Pa
         state.window.append(every.mean().item())
         state.step = step + 1
         if state.step % p.log_every == 0 or state.step == p.steps:
-            _log(state, p, validate if world.main else None)
+            on_log(_log(state, p, validate if world.main else None))
         if world.main and state.step % p.checkpoint_every == 0 and state.step < p.steps:
             state.save(checkpoint_path, fingerprint)
         if times is not None:
@@ -135,7 +139,7 @@ def _update(state: TrainState, loss: torch.Tensor) -> None:
         state.average.update_parameters(state.model)
 
 
-def _log(state: TrainState, p: TrainParams, validate: Callable[[torch.nn.Module], float] | None) -> None:
+def _log(state: TrainState, p: TrainParams, validate: Callable[[torch.nn.Module], float] | None) -> dict:
     """One row of the curve: mean loss since the last row, learning rate, stage; held-out PSNR when due."""
     row = dict(step=state.step, loss=float(np.mean(state.window)), lr=state.sched.get_last_lr()[0],
                stage=state.sampler.stage_at(state.step - 1))
@@ -144,3 +148,4 @@ def _log(state: TrainState, p: TrainParams, validate: Callable[[torch.nn.Module]
     if validate is not None and p.eval_every and state.step % p.eval_every == 0:
         row["psnr"] = float(validate(state.result.eval()))
         state.result.train()
+    return row
