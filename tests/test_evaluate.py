@@ -77,3 +77,22 @@ def test_tiled_evaluation_scores_like_whole_images(tmp_path):
     assert max(max(s) for s in tiled_net.seen) == 20 and whole_net.seen[0] == (32, 32)
     pd.testing.assert_frame_equal(whole, tiled, rtol=1e-5)
 
+
+
+def test_batched_evaluation_equals_one_sample_at_a_time(tmp_path, monkeypatch):
+    import tripled.evaluation.evaluate as ev
+    from tripled.training.archs import build_model
+
+    test = _test_split(tmp_path, n=6)
+    test.loc[3:, ["w", "h"]] = 24  # two sizes: runs of 3 and 3
+    assert [len(b) for b in ev.batches(test, ev.BATCH_PIXELS)] == [3, 3]
+    assert [len(b) for b in ev.batches(test, pixels=2 * 32 * 32)] == [2, 1, 3]
+    torch.manual_seed(0)
+    model = build_model("nafnet", width=8, enc_blk_nums=[1], dec_blk_nums=[1])
+    torch.nn.init.normal_(model.ending.weight, std=0.05)  # not the identity
+    batched = evaluate(model, test, progress=False)
+    monkeypatch.setattr(ev, "BATCH_PIXELS", 1)  # every sample alone
+    assert len(ev.batches(test, ev.BATCH_PIXELS)) == 6
+    alone = evaluate(model, test, progress=False)
+    assert list(batched["id"]) == list(test["id"])
+    pd.testing.assert_frame_equal(batched, alone, rtol=1e-5)

@@ -54,3 +54,28 @@ def test_kl_of_the_full_set_to_itself_is_near_zero():
     assert d.kl(torch.from_numpy(full)).item() < 1e-3
     assert d.kl(torch.from_numpy(full[:, ::-1] * 3).contiguous()).item() > 0.5
 
+
+
+def test_pairs_of_several_sizes_come_back_in_order_and_shape():
+    """The CNN runs on batches of same-size images (_runs); mixed sizes keep their order and shapes."""
+    backbone = create_backbone(TINY_VIT)
+    sizes = [32, 32, 40, 32, 48, 48]
+    pairs = [_pairs(smooth_images(1, s, seed=i))[0] for i, s in enumerate(sizes)]
+    full = np.random.default_rng(0).normal(size=(50, backbone.model.num_features)).astype(np.float32)
+    out, report, feats = refine(pairs, "gt", backbone, full, RefineParams(steps=3, batch_size=4, width=8, blocks=1))
+    assert [gt.shape[0] for gt, _ in out] == sizes and all(gt.shape == lq.shape for gt, lq in out)
+    assert feats["refined"].shape[0] == len(pairs) and report["samples"] == len(pairs)
+
+
+def test_a_batch_gives_what_one_image_at_a_time_gives():
+    from tripled.selection.refine import _batched, _runs
+
+    torch.manual_seed(0)
+    net = RefineNet(8, 1)
+    torch.nn.init.normal_(net.tail.weight, std=0.1)  # not the identity
+    images = [torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16), torch.rand(1, 3, 20, 16), torch.rand(1, 3, 16, 16)]
+    assert list(_runs(images, range(4))) == [[0, 1], [2], [3]]
+    with torch.no_grad():
+        for run, out in _batched(net, images, range(4)):
+            for i, o in zip(run, out):
+                torch.testing.assert_close(o[None], net(images[i]), rtol=1e-5, atol=1e-6)

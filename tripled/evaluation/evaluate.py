@@ -15,6 +15,7 @@ from tripled.evaluation.restore import restore
 from tripled.params import Section
 
 METRICS = ("psnr_input", "psnr", "ssim_input", "ssim")
+BATCH_PIXELS = 1 << 18  # samples of one size restored together: 64 tiles of 64 px, 16 of 128 px
 
 
 class EvalParams(Section):
@@ -29,17 +30,34 @@ class EvalParams(Section):
         return self
 
 
+def batches(test: pd.DataFrame, pixels: int) -> list[list]:
+    """The rows in order, cut into runs of samples of one size of at most `pixels` in all (a larger
+    sample goes alone): a run of tiles is restored as one batch."""
+    out: list[list] = []
+    for r in test.itertuples():
+        last = out[-1] if out else None
+        if last and (r.h, r.w) == (last[0].h, last[0].w) and (len(last) + 1) * r.h * r.w <= pixels:
+            last.append(r)
+        else:
+            out.append([r])
+    return out
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, test: pd.DataFrame, tile: int = 0, overlap: int = 0,
              device: torch.device = torch.device("cpu"), progress: bool = True) -> pd.DataFrame:
     """Per-sample squared error and SSIM of the restored output and of the degraded input."""
     rows = []
     model = model.to(device)
-    for r in tqdm(test.itertuples(), total=len(test), desc="evaluate", unit="img", disable=not progress):
-        gt, lq = to_tensor(read_sample(r, "gt")), to_tensor(read_sample(r, "lq"))
-        out = restore(model, lq, tile, overlap, device).clamp(0, 1)
-        rows.append(dict(id=r.id, task=r.task, source=r.source, mse_input=mse(lq, gt).item(), mse=mse(out, gt).item(),
-                         ssim_input=ssim(lq, gt).item(), ssim=ssim(out, gt).item()))
+    with tqdm(total=len(test), desc="evaluate", unit="img", disable=not progress) as bar:
+        for run in batches(test, BATCH_PIXELS):
+            gt, lq = (torch.cat([to_tensor(read_sample(r, side)) for r in run]) for side in ("gt", "lq"))
+            out = restore(model, lq, tile, overlap, device).clamp(0, 1)
+            scores = zip(mse(lq, gt).tolist(), mse(out, gt).tolist(), ssim(lq, gt).tolist(), ssim(out, gt).tolist())
+            for r, (mse_input, mse_out, ssim_input, ssim_out) in zip(run, scores):
+                rows.append(dict(id=r.id, task=r.task, source=r.source, mse_input=mse_input, mse=mse_out,
+                                 ssim_input=ssim_input, ssim=ssim_out))
+            bar.update(len(run))
     return pd.DataFrame(rows)
 
 
