@@ -4,7 +4,7 @@ import click
 import pandas as pd
 
 from tripled.data.index import load_index
-from tripled.device import pick_device
+from tripled.device import pick_device, use_available_cores
 from tripled.evaluation.evaluate import EvalParams, complexity_histogram, evaluate, summarise
 from tripled.evaluation.restore import load_restorer
 from tripled.params import load_section
@@ -22,6 +22,7 @@ from tripled.stage import StageCommand, index_option, params_option, path_option
 @path_option("--plots", "plots_dir", "plots")
 def main(params_path, index_path, scores_path, subset_path, model_path, metrics_dir, plots_dir) -> None:
     """Score the restorer and the degraded input against the clean images of the test split."""
+    use_available_cores()
     ep = load_section(EvalParams, "evaluate", params_path)
     model = load_restorer(model_path)
     index = load_index(index_path, params_path)

@@ -5,6 +5,7 @@ import click
 import numpy as np
 
 from tripled.data.index import load_index
+from tripled.device import use_available_cores
 from tripled.features.extract import run_extract
 from tripled.features.params import FeatureParams
 from tripled.params import load_section
@@ -20,6 +21,7 @@ from tripled.stage import StageCommand, index_option, params_option, path_option
              "results by content (resume after a kill, embed only new images); safe to delete.")
 def main(params_path: str, index_path: Path, out: Path, backbone_out: Path, cache_dir: Path) -> None:
     """Embed every sample's 128x128 thumbnail with a timm ViT; label a sample at full resolution."""
+    use_available_cores()
     p = load_section(FeatureParams, "features", params_path)
     s = run_extract(load_index(index_path, params_path), p, out, backbone_out, cache_dir)
     if s.losses:

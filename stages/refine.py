@@ -5,6 +5,7 @@ import pandas as pd
 
 from tripled.data.distilled import DistilledWriter
 from tripled.data.index import load_index, read_sample, train_mask
+from tripled.device import use_available_cores
 from tripled.errors import TripledError
 from tripled.features.backbone import load_backbone
 from tripled.features.store import read_features
@@ -30,6 +31,7 @@ from tripled.stage import StageCommand, index_option, params_option, path_option
              "2-D projection of the features: full set, selected, refined.")
 def main(params_path, index_path, subset_path, features_path, backbone_path, out, metrics_path, plot_path) -> None:
     """Fine-tune the selected pairs with a lightweight CNN (or copy them when refine.enabled is false)."""
+    use_available_cores()
     p = load_section(RefineParams, "refine", params_path)
     index = load_index(index_path, params_path)
     rows = pd.read_parquet(subset_path).merge(index, on="id", how="left", validate="one_to_one")

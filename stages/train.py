@@ -13,7 +13,7 @@ from dvclive import Live
 
 from tripled.data.distilled import DistilledSet
 from tripled.data.index import load_index
-from tripled.device import pick_device
+from tripled.device import pick_device, use_available_cores
 from tripled.evaluation.evaluate import evaluate, held_out, summarise
 from tripled.params import load_section
 from tripled.publish import atomic, write_json
@@ -55,6 +55,7 @@ def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, index_
     """Train model.arch on the distilled set; checkpoints every train.checkpoint_every steps and resumes.
 
     With DistributedDataParallel: torchrun --nproc_per_node N stages/train.py [options]."""
+    use_available_cores()
     mp = load_section(ModelParams, "model", params_path)
     p = load_section(TrainParams, "train", params_path)
     ds = DistilledSet(data_path, memory_limit=p.in_memory_mb << 20)

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from tripled.data.index import load_index
+from tripled.device import use_available_cores
 from tripled.params import load_section
 from tripled.publish import atomic
 from tripled.selection.warmup import WarmupParams, warmup_loss
@@ -17,6 +18,7 @@ from tripled.stage import StageCommand, index_option, params_option, path_option
 @path_option("--out", "out", "data/warmup.parquet")
 def main(params_path: str, index_path: Path, out: Path) -> None:
     """Train a small proxy restorer on a random share of the training samples; its L1 on every one."""
+    use_available_cores()
     p = load_section(WarmupParams, "warmup", params_path)
     loss = warmup_loss(load_index(index_path, params_path), p)
     with atomic(out) as tmp:

@@ -1,7 +1,13 @@
-"""Which device a stage computes on."""
+"""Which device a stage computes on, and how many CPU threads it may use."""
 from __future__ import annotations
 
+import math
+import os
+from pathlib import Path
+
 import torch
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
 
 
 def pick_device(choice: str) -> torch.device:
@@ -9,3 +15,23 @@ def pick_device(choice: str) -> torch.device:
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
+
+
+def available_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The cores this process may use: its CPU affinity, capped by a container's CPU quota. (A container
+    limited to 2 CPUs on a 64-core host otherwise runs 64 threads that wait for each other.)"""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def use_available_cores() -> int:
+    """torch's threads set to the available cores, unless OMP_NUM_THREADS chose (the bench splits them)."""
+    if not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(available_cores())
+    return torch.get_num_threads()

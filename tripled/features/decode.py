@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
-import os
 import signal
 import sys
 from collections import deque
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tripled.data.images import crop, read_image_cached, read_thumbnail, resize
+from tripled.device import available_cores
 from tripled.features.complexity import complexity_labels
 
 PR_SET_PDEATHSIG = 1
@@ -99,7 +99,7 @@ def _die_with_parent() -> None:
 
 
 def default_workers(workers: int) -> int:
-    return workers or len(os.sched_getaffinity(0))
+    return workers or available_cores()
 
 
 class DecodePool:

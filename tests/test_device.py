@@ -1,0 +1,30 @@
+"""Threads from the cores a process may actually use."""
+import os
+
+import torch
+
+from tripled.device import available_cores, use_available_cores
+
+
+def test_a_container_quota_caps_the_cores(tmp_path):
+    affinity = len(os.sched_getaffinity(0))
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("max 100000\n")
+    assert available_cores(cpu_max) == affinity
+    cpu_max.write_text("50000 100000\n")  # half a CPU: one thread
+    assert available_cores(cpu_max) == 1
+    cpu_max.write_text(f"{150000 * affinity} 100000\n")  # a quota above the affinity: the affinity
+    assert available_cores(cpu_max) == affinity
+    assert available_cores(tmp_path / "missing") == affinity
+
+
+def test_omp_num_threads_wins(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
+        assert use_available_cores() == 1
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        assert use_available_cores() == available_cores()
+    finally:
+        torch.set_num_threads(before)
