@@ -12,8 +12,7 @@ from bench.common import ROOT
 from tests.helpers import TINY
 
 SETS = [f"{section}.{key}={yaml.safe_dump(value, default_flow_style=True).strip()}"
-        for section, values in TINY.items() if section not in ("select", "train")
-        for key, value in values.items()] + ["train.checkpoint_every=10", "train.log_every=5", "select.ratio=0.05"]
+        for section, values in TINY.items() for key, value in values.items() if (section, key) != ("train", "steps")]
 
 
 def _bench(out, *args):
@@ -45,3 +44,17 @@ def test_runs_side_by_side_equal_runs_alone_and_are_kept(tmp_path):
     again = next(r for r in json.loads((tmp_path / "runs.json").read_text())
                  if (r["method"], r["seed"]) == ("random_task", 1))
     assert again["eval"] == dropped["eval"]
+
+
+def test_demo_time_times_every_stage_beside_a_cpu_reference():
+    cmd = [sys.executable, str(ROOT / "bench/demo_time.py"), *[a for s in SETS for a in ("--set", s)],
+           "--set", "train.steps=20"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1")
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    run = result["runs"]["working tree"]
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert list(run["stages"]) == list(stages) and all(s > 0 for s in run["stages"].values())
+    assert run["total_s"] == pytest.approx(sum(run["stages"].values()), abs=0.5)
+    assert run["psnr"] > 0 and result["cpu_reference"]["matmul_gflops"] > 0 and result["machine"]["cores"] >= 1
