@@ -82,7 +82,8 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 image -> 1x3xHxW float32 tensor in [0, 1]."""
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"expected HxWx3 uint8 image, got {img.dtype} {img.shape}")
-    t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).unsqueeze(0)
+    # decoded images are often read-only views (a cached decode); torch wants a writable array
+    t = torch.from_numpy(np.require(img, requirements=("C", "W"))).permute(2, 0, 1).unsqueeze(0)
     return t.float().div_(255.0)
 
 
