@@ -127,7 +127,7 @@ def _synthesise(files: list[Path], root: Path, specs: list[DegradationSpec], out
 
 
 def _paired(root: Path, p: DataParams, rejects: Rejects) -> list[dict]:
-    found, bad = scan_paired(root)
+    found, bad = scan_paired(root, p.pairing)
     rejects.extend(bad)
     pairs, seen = [], set()
     for pair in tqdm(found, desc="prepare: check pairs", unit="pair"):
@@ -144,7 +144,7 @@ def _paired(root: Path, p: DataParams, rejects: Rejects) -> list[dict]:
             rejects.add(pair.lq, "duplicate_content")
             continue
         seen.add(content)
-        pairs.append(dict(task=pair.task, stem=pair.stem, source=f"{pair.task}/{pair.stem}",
+        pairs.append(dict(task=pair.task, stem=pair.stem, source=f"{pair.task}/{pair.source}",
                           lq=pair.lq, gt=pair.gt, size=gt.shape[:2], digest=file_hash(pair.lq) + file_hash(pair.gt)))
     return pairs
 
