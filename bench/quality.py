@@ -166,6 +166,9 @@ def summarise(runs: list[dict], reference: str = "random_task") -> dict:
     inputs = {t: dict(psnr=first["tasks"][t]["psnr_input"], ssim=first["tasks"][t]["ssim_input"]) for t in tasks}
     out: dict = dict(input=dict(psnr_mean=first["overall"]["psnr_input"], ssim_mean=first["overall"]["ssim_input"],
                                 tasks=inputs), reference=reference)
+    if "unseen" in first:
+        out["input"]["unseen"] = dict(psnr_mean=first["unseen"]["overall"]["psnr_input"],
+                                      tasks={t: b["psnr_input"] for t, b in sorted(first["unseen"]["tasks"].items())})
     by_method: dict[str, list[dict]] = {}
     for r in sorted(runs, key=lambda r: r["seed"]):
         by_method.setdefault(r["method"], []).append(r)
@@ -182,6 +185,11 @@ def summarise(runs: list[dict], reference: str = "random_task") -> dict:
         m["psnr_runs"] = [round(r["eval"]["overall"]["psnr"], 4) for r in rs]
         gains = [r["eval"]["tasks"][t]["psnr_gain"] > 0 for r in rs for t in tasks]
         m["above_input"] = dict(count=int(sum(gains)), of=len(gains))
+        if all("unseen" in r["eval"] for r in rs):  # degradations never trained on, scored apart
+            m["unseen"] = dict(zip(("psnr_mean", "psnr_std"), _mean_std([r["eval"]["unseen"]["overall"]["psnr"]
+                                                                        for r in rs])))
+            m["unseen"]["tasks"] = {t: _mean_std([r["eval"]["unseen"]["tasks"][t]["psnr"] for r in rs])[0]
+                                    for t in sorted(rs[0]["eval"]["unseen"]["tasks"])}
         out[method] = m
     base = out["input"]["psnr_mean"]
     for name in by_method:
@@ -229,6 +237,18 @@ def markdown(summary: dict, methods: list[str], command: str) -> str:
               f"{ref}) at the same seed ± its standard error; beats = more than 2 standard errors. seeds "
               "needed: the fewest seeds from which on it beats. tasks > input: (seed, task) results above the "
               "degraded input. train s = training loop wall time per run."]
+    if "unseen" in inp:  # degradations no method trained on
+        unseen = list(inp["unseen"]["tasks"])
+        lines += ["", "Degradations never trained on (evaluate.unseen), on the clean test images:", "",
+                  "| method | " + " | ".join(f"{t} PSNR" for t in unseen) + " | PSNR mean ± std |",
+                  "|" + "---|" * (len(unseen) + 2),
+                  "| input (degraded) | " + " | ".join(f"{inp['unseen']['tasks'][t]:.2f}" for t in unseen)
+                  + f" | {inp['unseen']['psnr_mean']:.2f} |"]
+        for name in methods:
+            u = summary[name].get("unseen")
+            if u:
+                lines.append(f"| {name} | " + " | ".join(f"{u['tasks'][t]:.2f}" for t in unseen)
+                             + f" | {u['psnr_mean']:.2f} ± {u['psnr_std']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

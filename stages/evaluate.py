@@ -5,8 +5,10 @@ import pandas as pd
 
 from tripled.data.index import load_index
 from tripled.device import pick_device, use_available_cores
-from tripled.evaluation.evaluate import EvalParams, complexity_histogram, evaluate, summarise
+from tripled.evaluation.evaluate import complexity_histogram, evaluate, summarise
+from tripled.evaluation.params import EvalParams
 from tripled.evaluation.restore import load_restorer
+from tripled.evaluation.unseen import evaluate_unseen
 from tripled.params import load_section
 from tripled.publish import atomic, write_json
 from tripled.stage import StageCommand, index_option, params_option, path_option
@@ -26,19 +28,23 @@ def main(params_path, index_path, scores_path, subset_path, model_path, metrics_
     ep = load_section(EvalParams, "evaluate", params_path)
     model = load_restorer(model_path)
     index = load_index(index_path, params_path)
-    per_sample = evaluate(model.eval(), index[index["split"] == "test"], ep.tile, ep.overlap, pick_device(ep.device))
-    result = summarise(per_sample)
+    device = pick_device(ep.device)
+    result = summarise(evaluate(model.eval(), index[index["split"] == "test"], ep.tile, ep.overlap, device))
+    if ep.unseen:  # scored apart: never in training, so never in the trained tasks' means
+        result["unseen"] = summarise(evaluate_unseen(model, index, ep.unseen, ep.seed, ep.tile, ep.overlap, device))
     write_json(metrics_dir / "eval.json", result)
-    bars = [dict(bar=f"{t} {side}", psnr_db=m[key]) for t, m in result["tasks"].items()
+    groups = [("", result)] + ([(" (unseen)", result["unseen"])] if ep.unseen else [])
+    bars = [dict(bar=f"{t}{kind} {side}", psnr_db=m[key]) for kind, block in groups for t, m in block["tasks"].items()
             for side, key in (("input", "psnr_input"), ("restored", "psnr"))]
     with atomic(plots_dir / "psnr_per_task.csv") as tmp:
         pd.DataFrame(bars).to_csv(tmp, index=False)
     subset_ids = pd.read_parquet(subset_path)["id"]
     with atomic(plots_dir / "complexity.csv") as tmp:
         complexity_histogram(pd.read_parquet(scores_path), subset_ids).to_csv(tmp, index=False)
-    table = pd.DataFrame(result["tasks"]).T[["psnr_input", "psnr", "ssim_input", "ssim"]]
-    click.echo(f"evaluate: {result['samples']} test samples\n{table.to_string()}\n"
-               f"overall PSNR {result['overall']['psnr_input']:.2f} -> {result['overall']['psnr']:.2f} dB")
+    for kind, block in groups:
+        table = pd.DataFrame(block["tasks"]).T[["psnr_input", "psnr", "ssim_input", "ssim"]]
+        click.echo(f"evaluate{kind}: {block['samples']} test samples\n{table.to_string()}\n"
+                   f"overall PSNR {block['overall']['psnr_input']:.2f} -> {block['overall']['psnr']:.2f} dB")
 
 
 if __name__ == "__main__":

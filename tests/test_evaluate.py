@@ -96,3 +96,46 @@ def test_batched_evaluation_equals_one_sample_at_a_time(tmp_path, monkeypatch):
     alone = evaluate(model, test, progress=False)
     assert list(batched["id"]) == list(test["id"])
     pd.testing.assert_frame_equal(batched, alone, rtol=1e-5)
+
+
+def _index(tmp_path):
+    """Two tasks degrading the same two clean images, one of them held out."""
+    rows = []
+    for i, gt in enumerate(smooth_images(2, 48)):
+        Image.fromarray(gt).save(tmp_path / f"clean{i}.png")
+        for task in ("noise", "rain"):
+            Image.fromarray(gt).save(tmp_path / f"{task}{i}.png")
+            for x in (0, 16):
+                rows.append(dict(id=f"{task}/c{i}@{x}", task=task, source=f"c{i}", split="test" if i else "train",
+                                 gt_path=str(tmp_path / f"clean{i}.png"), lq_path=str(tmp_path / f"{task}{i}.png"),
+                                 x=x, y=0, w=32, h=32, height=48, width=48))
+    return pd.DataFrame(rows)
+
+
+def test_unseen_degradations_score_the_clean_test_images_apart(tmp_path):
+    from tripled.evaluation.unseen import clean_test_rows, evaluate_unseen, parse_chain, unseen_pair
+
+    index = _index(tmp_path)
+    chain = parse_chain([{"type": "noise", "sigma": 30}, {"type": "jpeg", "quality": 30}])
+    rows = clean_test_rows(index, chain)
+    assert len(rows) == 2 and set(rows["task"]) == {"noise30+jpeg30"} and rows["id"].is_unique  # tasks share them
+    gt, lq = unseen_pair(chain, 0)(next(rows.itertuples()))
+    assert gt.shape == lq.shape == (32, 32, 3) and not np.array_equal(gt, lq)
+    np.testing.assert_array_equal(lq, unseen_pair(chain, 0)(next(rows.itertuples()))[1])  # deterministic
+    unseen = [{"type": "jpeg", "quality": 10}, [{"type": "noise", "sigma": 30}, {"type": "jpeg"}]]
+    per = evaluate_unseen(torch.nn.Identity(), index, unseen, seed=0, progress=False)
+    result = summarise(per)
+    assert set(result["tasks"]) == {"jpeg10", "noise30+jpeg20"} and result["samples"] == 4
+    assert abs(result["overall"]["psnr_gain"]) < 1e-6 and result["overall"]["psnr_input"] < 40
+
+
+def test_unseen_specs_are_checked_at_the_edge():
+    import pytest
+    from pydantic import ValidationError
+
+    from tripled.evaluation.params import EvalParams
+
+    with pytest.raises(ValidationError, match="unknown degradation type"):
+        EvalParams(unseen=[{"type": "snow"}])
+    with pytest.raises(ValidationError, match="distinct names"):
+        EvalParams(unseen=[{"type": "jpeg"}, {"type": "jpeg", "quality": 20}])

@@ -6,7 +6,7 @@ import yaml
 
 from tripled.data.params import DataParams
 from tripled.errors import ParamsError
-from tripled.evaluation.evaluate import EvalParams
+from tripled.evaluation.params import EvalParams
 from tripled.features.params import FeatureParams
 from tripled.params import load_section, read_params
 from tripled.selection.methods import SelectParams

@@ -63,8 +63,11 @@ def test_every_output(repo: Path) -> None:
     assert counts == {"all": n_train, "selected": len(subset), "refined": len(subset)}
     result = json.loads((repo / "metrics/eval.json").read_text())
     assert set(result["tasks"]) == {"noise25", "rain"}
+    assert set(result["unseen"]["tasks"]) == {"jpeg20", "noise10+rain"}  # scored apart from the trained tasks
+    test_tiles = index[index["split"] == "test"].drop_duplicates(["gt_path", "x", "y"])
+    assert result["unseen"]["samples"] == 2 * len(test_tiles)
     assert all(k in result["overall"] for k in ("psnr", "psnr_input", "ssim", "ssim_input"))
-    assert len(pd.read_csv(repo / "plots/psnr_per_task.csv")) == 4
+    assert len(pd.read_csv(repo / "plots/psnr_per_task.csv")) == 8  # input and restored, 2 trained + 2 unseen
     assert pd.read_csv(repo / "plots/complexity.csv")["selected"].sum() == len(subset)
 
 

@@ -65,3 +65,18 @@ def test_summary_gain_ratio_and_paired_comparison():
     assert "vs_reference" not in s["random_task"]
     table = quality.markdown(s, ["tripled", "random_task", "full", "full-long"], "cmd")
     assert "| tripled | 5 |" in table and "+0.52 ± 0.01 (beats) | 2 | 8/10" in table
+    assert "never trained on" not in table  # these runs have no unseen block
+
+
+def test_unseen_degradations_get_their_own_table():
+    runs = []
+    for method, psnr in (("full", 24.0), ("random_task", 22.0)):
+        for s in range(2):
+            r = _run(method, s, psnr + 0.1 * s)
+            r["eval"]["unseen"] = dict(overall=dict(psnr=psnr - 3 + s, psnr_input=19.0),
+                                       tasks=dict(jpeg20=dict(psnr=psnr - 3 + s, psnr_input=19.0)))
+            runs.append(r)
+    s = quality.summarise(runs, "random_task")
+    assert s["full"]["unseen"]["psnr_mean"] == pytest.approx(21.5) and s["input"]["unseen"]["psnr_mean"] == 19.0
+    table = quality.markdown(s, ["random_task", "full"], "cmd")
+    assert "| full | 21.50 | 21.50 ± 0.71 |" in table and "| input (degraded) | 19.00 | 19.00 |" in table

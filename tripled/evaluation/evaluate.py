@@ -1,33 +1,19 @@
 """The evaluate stage: PSNR/SSIM of the restored and of the degraded test images, per task."""
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from tripled.data.index import read_sample
 from tripled.evaluation.metrics import mse, psnr_from_mse, ssim, to_tensor
 from tripled.evaluation.restore import restore
-from tripled.params import Section
 
 METRICS = ("psnr_input", "psnr", "ssim_input", "ssim")
 BATCH_PIXELS = 1 << 18  # samples of one size restored together: 64 tiles of 64 px, 16 of 128 px
-
-
-class EvalParams(Section):
-    tile: int = Field(512, ge=0, description="images larger than this are restored tile by tile; 0 = whole")
-    overlap: int = Field(64, ge=0, description="pixels shared by neighbouring tiles, blended")
-    device: Literal["auto", "cpu", "cuda"] = "cpu"
-
-    @model_validator(mode="after")
-    def _overlap_below_tile(self) -> EvalParams:
-        if self.tile and self.overlap >= self.tile:
-            raise ValueError(f"overlap ({self.overlap}) must be smaller than tile ({self.tile})")
-        return self
 
 
 def batches(test: pd.DataFrame, pixels: int) -> list[list]:
@@ -43,15 +29,23 @@ def batches(test: pd.DataFrame, pixels: int) -> list[list]:
     return out
 
 
+def read_pair(row) -> tuple[np.ndarray, np.ndarray]:
+    """The (clean, degraded) images of an index row."""
+    return read_sample(row, "gt"), read_sample(row, "lq")
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, test: pd.DataFrame, tile: int = 0, overlap: int = 0,
-             device: torch.device = torch.device("cpu"), progress: bool = True) -> pd.DataFrame:
-    """Per-sample squared error and SSIM of the restored output and of the degraded input."""
+             device: torch.device = torch.device("cpu"), progress: bool = True,
+             pair: Callable[[object], tuple[np.ndarray, np.ndarray]] = read_pair) -> pd.DataFrame:
+    """Per-sample squared error and SSIM of the restored output and of the degraded input; `pair(row)`
+    gives a row's (clean, degraded) images (default: the index's files)."""
     rows = []
     model = model.to(device)
     with tqdm(total=len(test), desc="evaluate", unit="img", disable=not progress) as bar:
         for run in batches(test, BATCH_PIXELS):
-            gt, lq = (torch.cat([to_tensor(read_sample(r, side)) for r in run]) for side in ("gt", "lq"))
+            pairs = [pair(r) for r in run]
+            gt, lq = (torch.cat([to_tensor(images[side]) for images in pairs]) for side in (0, 1))
             out = restore(model, lq, tile, overlap, device).clamp(0, 1)
             scores = zip(mse(lq, gt).tolist(), mse(out, gt).tolist(), ssim(lq, gt).tolist(), ssim(out, gt).tolist())
             for r, (mse_input, mse_out, ssim_input, ssim_out) in zip(run, scores):
