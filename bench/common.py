@@ -77,9 +77,13 @@ def params_hash(params: dict) -> str:
 
 
 def code_version() -> dict:
-    """The commit, and whether the code had uncommitted changes."""
+    """The commit, whether the code had uncommitted changes, and a hash of the pipeline's code as it is
+    (library, stage scripts, dvc.yaml): what decides whether two runs ran the same code."""
     dirty = bool(_git("status", "--porcelain", "--", "tripled", "stages", "bench", "dvc.yaml", "params.yaml"))
-    return dict(commit=_git("rev-parse", "HEAD") or None, dirty=dirty)
+    h = hashlib.sha256()
+    for path in sorted([*ROOT.glob("tripled/**/*.py"), *ROOT.glob("stages/*.py"), ROOT / "dvc.yaml"]):
+        h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return dict(commit=_git("rev-parse", "HEAD") or None, dirty=dirty, code_sha256=h.hexdigest()[:16])
 
 
 def provenance(params: dict, code: dict | None = None) -> dict:

@@ -10,7 +10,7 @@ warmup) run there once; every (method, seed) is then one `dvc exp run -S ...` of
 cores (--threads each, recorded with the run), so a run's result does not depend on what runs beside
 it. Seed s sets train.seed, and select.seed / refine.seed where the method uses them: every method sees
 the same seeds, and each is compared with --reference by the paired difference over them. Finished
-runs (same method, seed and params) are kept in DIR/runs.json and not run again. Writes
+runs (same method, seed, params and code) are kept in DIR/runs.json and not run again. Writes
 DIR/quality.json, DIR/quality.md, DIR/runs.json and, with --eval-every, DIR/time_to_quality.csv.
 """
 from __future__ import annotations
@@ -313,8 +313,9 @@ def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds
             todo.append((m, seed, overrides, params_hash(run_config(project, overrides))))
     runs_path = out_dir / "runs.json"
     previous = json.loads(runs_path.read_text()) if runs_path.is_file() else []
-    done = [r for r in previous if any((r["method"], r["seed"], r.get("provenance", {}).get("params_sha256"))
-                                       == (m, s, h) for m, s, _, h in todo)]
+    # a run is kept only if it ran the same code with the same params
+    done = [r for r in previous if r.get("provenance", {}).get("code_sha256") == code["code_sha256"]
+            and any((r["method"], r["seed"], r["provenance"].get("params_sha256")) == (m, s, h) for m, s, _, h in todo)]
     finished = {(r["method"], r["seed"]) for r in done}
     todo = [(m, s, o) for m, s, o, _ in todo if (m, s) not in finished]
     click.echo(f"{len(done)} runs kept from {runs_path}, {len(todo)} to run, {jobs} at a time on {threads} "
