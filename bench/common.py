@@ -39,8 +39,8 @@ def make_project(folder: Path, overrides: dict[str, dict]) -> Path:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for section, values in overrides.items():
-        params.setdefault(section, {}).update(values)
+    for section, values in overrides.items():  # `restorers` is a set of entries: replaced, not merged
+        params[section] = values if section == "restorers" else {**params.get(section, {}), **values}
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     if not (folder / ".git").exists():
         _git("init", "-q", cwd=folder, check=True)

@@ -9,25 +9,29 @@ from tripled.evaluation.evaluate import complexity_histogram, evaluate, summaris
 from tripled.evaluation.params import EvalParams
 from tripled.evaluation.restore import load_restorer
 from tripled.evaluation.unseen import evaluate_unseen
-from tripled.params import load_section
 from tripled.publish import atomic, write_json
-from tripled.stage import StageCommand, index_option, params_option, path_option
+from tripled.restorers import read_restorer, restorer_section
+from tripled.stage import StageCommand, for_restorer, index_option, params_option, path_option, restorer_option
 
 
 @click.command(cls=StageCommand)
-@params_option("'evaluate', 'data'")
+@params_option("'evaluate', 'restorers', 'data'")
 @index_option()
 @path_option("--scores", "scores_path", "data/scores.parquet")
-@path_option("--subset", "subset_path", "data/subset.parquet")
-@path_option("--model", "model_path", "models/restorer.pt")
-@path_option("--metrics", "metrics_dir", "metrics")
-@path_option("--plots", "plots_dir", "plots")
-def main(params_path, index_path, scores_path, subset_path, model_path, metrics_dir, plots_dir) -> None:
-    """Score the restorer and the degraded input against the clean images of the test split."""
+@path_option("--subset", "subset_path", "data/subsets/{restorer}.parquet")
+@path_option("--model", "model_path", "models/{restorer}/restorer.pt")
+@path_option("--metrics", "metrics_dir", "metrics/{restorer}")
+@path_option("--plots", "plots_dir", "plots/{restorer}")
+@restorer_option()
+def main(params_path, index_path, scores_path, subset_path, model_path, metrics_dir, plots_dir, restorer) -> None:
+    """Score the restorer and the degraded input against the clean images of its tasks' test split."""
     use_available_cores()
-    ep = load_section(EvalParams, "evaluate", params_path)
+    subset_path, model_path, metrics_dir, plots_dir = (for_restorer(x, restorer)
+                                                       for x in (subset_path, model_path, metrics_dir, plots_dir))
+    ep = restorer_section(EvalParams, "evaluate", restorer, params_path)
     model = load_restorer(model_path)
-    index = load_index(index_path, params_path)
+    mine = read_restorer(restorer, params_path)
+    index = mine.rows(load_index(index_path, params_path), restorer)
     device = pick_device(ep.device)
     result = summarise(evaluate(model.eval(), index[index["split"] == "test"], ep.tile, ep.overlap, device))
     if ep.unseen:  # scored apart: never in training, so never in the trained tasks' means
@@ -40,7 +44,7 @@ def main(params_path, index_path, scores_path, subset_path, model_path, metrics_
         pd.DataFrame(bars).to_csv(tmp, index=False)
     subset_ids = pd.read_parquet(subset_path)["id"]
     with atomic(plots_dir / "complexity.csv") as tmp:
-        complexity_histogram(pd.read_parquet(scores_path), subset_ids).to_csv(tmp, index=False)
+        complexity_histogram(mine.rows(pd.read_parquet(scores_path), restorer), subset_ids).to_csv(tmp, index=False)
     for kind, block in groups:
         table = pd.DataFrame(block["tasks"]).T[["psnr_input", "psnr", "ssim_input", "ssim"]]
         click.echo(f"evaluate{kind}: {block['samples']} test samples\n{table.to_string()}\n"

@@ -8,28 +8,33 @@ import click
 import pandas as pd
 
 from tripled.features.store import read_features
-from tripled.params import load_section
 from tripled.publish import atomic
+from tripled.restorers import read_restorer, restorer_section
 from tripled.selection.methods import FEATURE_METHODS, SelectParams, select
-from tripled.stage import StageCommand, params_option, path_option
+from tripled.stage import StageCommand, for_restorer, params_option, path_option, restorer_option
 
 
 @click.command(cls=StageCommand)
-@params_option("'select'")
+@params_option("'select', 'restorers'")
 @path_option("--scores", "scores_path", "data/scores.parquet")
 @path_option("--features", "features_path", "data/features.zarr",
              "read only by methods on features (kcenter, herding).")
 @path_option("--warmup", "warmup_path", "data/warmup.parquet",
              "per-sample loss of the warmup stage (method loss).")
-@path_option("--out", "out", "data/subset.parquet")
-def main(params_path: str, scores_path: Path, features_path: Path, warmup_path: Path, out: Path) -> None:
-    """Select select.ratio of the training samples with select.method and split them into two stages."""
-    p = load_section(SelectParams, "select", params_path)
+@path_option("--out", "out", "data/subsets/{restorer}.parquet")
+@restorer_option()
+def main(params_path: str, scores_path: Path, features_path: Path, warmup_path: Path, out: Path,
+         restorer: str) -> None:
+    """Select select.ratio of the training samples of the restorer's tasks with select.method and split
+    them into two stages."""
+    p = restorer_section(SelectParams, "select", restorer, params_path)
     scores = pd.read_parquet(scores_path).merge(pd.read_parquet(warmup_path), on="id", how="left",
                                                 validate="one_to_one")
-    emb = read_features(features_path)[0] if p.method in FEATURE_METHODS else None
+    mine = read_restorer(restorer, params_path).rows(scores, restorer)
+    emb = read_features(features_path)[0][scores.index.isin(mine.index)] if p.method in FEATURE_METHODS else None
+    scores = mine.reset_index(drop=True)
     subset = select(scores, p, emb)
-    with atomic(out) as tmp:
+    with atomic(for_restorer(out, restorer)) as tmp:
         subset.to_parquet(tmp, index=False)
     per_task = subset.merge(scores[["id", "task"]], on="id").groupby(["task", "stage"]).size().unstack(fill_value=0)
     click.echo(f"select ({p.method}): {len(subset)} of {int((scores['split'] == 'train').sum())} training samples\n"

@@ -15,9 +15,9 @@ from tripled.data.distilled import DistilledSet
 from tripled.data.index import load_index
 from tripled.device import pick_device, use_available_cores
 from tripled.evaluation.evaluate import evaluate, held_out, summarise
-from tripled.params import load_section
 from tripled.publish import atomic, write_json
-from tripled.stage import StageCommand, index_option, params_option, path_option
+from tripled.restorers import read_restorer, restorer_section
+from tripled.stage import StageCommand, for_restorer, index_option, params_option, path_option, restorer_option
 from tripled.training.distributed import launched
 from tripled.training.loop import run_fingerprint, train
 from tripled.training.params import ModelParams, TrainParams
@@ -45,24 +45,27 @@ def live_curves(folder: Path):
 
 
 @click.command(cls=StageCommand)
-@params_option("'model', 'train', 'data'")
-@path_option("--data", "data_path", "data/distilled")
-@path_option("--out", "out", "models")
-@path_option("--metrics", "metrics_dir", "metrics",
+@params_option("'model', 'train', 'restorers', 'data'")
+@path_option("--data", "data_path", "data/distilled/{restorer}")
+@path_option("--out", "out", "models/{restorer}")
+@path_option("--metrics", "metrics_dir", "metrics/{restorer}",
              "train.json, and the curves (loss, lr, stage, held-out psnr) in dvclive/plots/metrics/*.tsv.")
 @index_option("held-out tiles for the PSNR-versus-step curve (train.eval_every > 0).")
-def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, index_path: Path) -> None:
+@restorer_option()
+def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, index_path: Path, restorer: str) -> None:
     """Train model.arch on the distilled set; checkpoints every train.checkpoint_every steps and resumes.
 
     With DistributedDataParallel: torchrun --nproc_per_node N stages/train.py [options]."""
     use_available_cores()
-    mp = load_section(ModelParams, "model", params_path)
-    p = load_section(TrainParams, "train", params_path)
+    data_path, out, metrics_dir = (for_restorer(x, restorer) for x in (data_path, out, metrics_dir))
+    mp = restorer_section(ModelParams, "model", restorer, params_path)
+    p = restorer_section(TrainParams, "train", restorer, params_path)
     ds = DistilledSet(data_path, memory_limit=p.in_memory_mb << 20)
     fingerprint = run_fingerprint(mp, p, data_path / "manifest.parquet", ds.attrs)
     validate, validating = None, [0.0]
     if p.eval_every:
-        rows = held_out(load_index(index_path, params_path), p.eval_samples, p.seed)
+        index = read_restorer(restorer, params_path).rows(load_index(index_path, params_path), restorer)
+        rows = held_out(index, p.eval_samples, p.seed)
 
         def validate(model: torch.nn.Module) -> float:
             t = time.perf_counter()

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+STAGES = {name: spec.get("do", spec) for name, spec in PIPELINE.items()}  # a `foreach` stage's is under `do`
 
 
 def _only_docstring(init: Path) -> bool:
@@ -49,8 +50,10 @@ def sections_read(script: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(script.read_text())):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id == "load_section":
+            if node.func.id in ("load_section", "restorer_section"):
                 found.add(node.args[1].value)
+            if node.func.id in ("restorer_section", "read_restorer"):
+                found.add("restorers")
             elif node.func.id == "load_index":
                 found.add("data")
     return found

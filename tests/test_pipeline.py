@@ -15,7 +15,7 @@ from tests.helpers import set_params as _set_params
 
 
 def _ran(log: str) -> set[str]:
-    return set(re.findall(r"Running stage '([a-z]+)'", log))
+    return set(re.findall(r"Running stage '([a-z]+)(?:@\w+)?'", log))  # select@all -> select
 
 
 @pytest.fixture(scope="module")
@@ -41,34 +41,34 @@ def test_every_output(repo: Path) -> None:
     warmup = pd.read_parquet(repo / "data/warmup.parquet")
     train = (index["split"] == "train").to_numpy()
     assert list(warmup["id"]) == list(index["id"]) and warmup["loss"][train].notna().all()  # TINY: 5 proxy steps
-    subset = pd.read_parquet(repo / "data/subset.parquet")
+    subset = pd.read_parquet(repo / "data/subsets/all.parquet")
     n_train = int((index["split"] == "train").sum())
     assert len(subset) == round(0.05 * n_train) and set(subset["stage"]) == {1, 2}
 
-    manifest = pd.read_parquet(repo / "data/distilled/manifest.parquet")
+    manifest = pd.read_parquet(repo / "data/distilled/all/manifest.parquet")
     assert sorted(manifest["id"]) == sorted(subset["id"])
-    refine = json.loads((repo / "metrics/refine.json").read_text())
+    refine = json.loads((repo / "metrics/all/refine.json").read_text())
     assert refine["steps"] == 3 and refine["samples"] == len(subset)
     assert refine["after"] == refine["kl_after"] != refine["kl_before"] == refine["before"]  # 3 steps moved the set
 
-    assert (repo / "models/restorer.pt").is_file()
-    curve = read_curve(repo / "metrics")
+    assert (repo / "models/all/restorer.pt").is_file()
+    curve = read_curve(repo / "metrics/all")
     assert list(curve["step"]) == list(range(5, 31, 5))
-    psnr = pd.read_csv(repo / "metrics/dvclive/plots/metrics/psnr.tsv", sep="\t")  # held-out PSNR, live
+    psnr = pd.read_csv(repo / "metrics/all/dvclive/plots/metrics/psnr.tsv", sep="\t")  # held-out PSNR, live
     assert list(psnr["step"]) == [10, 20, 30] and psnr["psnr"].between(10, 60).all()
-    card = json.loads((repo / "data/distilled/card.json").read_text())
+    card = json.loads((repo / "data/distilled/all/card.json").read_text())
     assert card["samples"] == len(subset) and card["selection"]["ratio"] == 0.05
-    projection = pd.read_csv(repo / "plots/features_2d.csv")
+    projection = pd.read_csv(repo / "plots/all/features_2d.csv")
     counts = projection["set"].value_counts().to_dict()
     assert counts == {"all": n_train, "selected": len(subset), "refined": len(subset)}
-    result = json.loads((repo / "metrics/eval.json").read_text())
+    result = json.loads((repo / "metrics/all/eval.json").read_text())
     assert set(result["tasks"]) == {"noise25", "rain"}
     assert set(result["unseen"]["tasks"]) == {"jpeg20", "noise10+rain"}  # scored apart from the trained tasks
     test_tiles = index[index["split"] == "test"].drop_duplicates(["gt_path", "x", "y"])
     assert result["unseen"]["samples"] == 2 * len(test_tiles)
     assert all(k in result["overall"] for k in ("psnr", "psnr_input", "ssim", "ssim_input"))
-    assert len(pd.read_csv(repo / "plots/psnr_per_task.csv")) == 8  # input and restored, 2 trained + 2 unseen
-    assert pd.read_csv(repo / "plots/complexity.csv")["selected"].sum() == len(subset)
+    assert len(pd.read_csv(repo / "plots/all/psnr_per_task.csv")) == 8  # input and restored, 2 trained + 2 unseen
+    assert pd.read_csv(repo / "plots/all/complexity.csv")["selected"].sum() == len(subset)
 
 
 def test_rerun_is_noop_and_reruns_only_what_changed(repo: Path) -> None:
@@ -100,13 +100,13 @@ def test_editing_the_training_loop_or_the_model_reaches_only_train(repo: Path) -
     original = loop.read_text()
     loop.write_text(original + "\n# an edit\n")
     try:
-        assert _status(repo) == {"train"}  # evaluate follows only if the model it reads changes
+        assert _status(repo) == {"train@all"}  # evaluate follows only if the model it reads changes
     finally:
         loop.write_text(original)
     params = (repo / "params.yaml").read_text()
     _set_params(repo, {"model": {"kwargs": {**TINY["model"]["kwargs"], "width": 4}}})
     try:
-        assert _status(repo) == {"train"}
+        assert _status(repo) == {"train@all"}
     finally:
         (repo / "params.yaml").write_text(params)
     assert _status(repo) == set()

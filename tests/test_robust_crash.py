@@ -54,7 +54,10 @@ def test_train_killed_resumes_to_the_same_result(tmp_path):
     loss_log = run / "metrics" / "dvclive" / "plots" / "metrics" / "loss.tsv"
 
     def logged() -> list[int]:
-        return pd.read_csv(loss_log, sep="\t")["step"].tolist() if loss_log.is_file() else []
+        try:  # read while the run appends to it: a file or a row may be half written
+            return pd.read_csv(loss_log, sep="\t")["step"].dropna().astype(int).tolist()
+        except (FileNotFoundError, pd.errors.EmptyDataError, pd.errors.ParserError, KeyError, ValueError):
+            return []
 
     _wait_for(lambda: len(logged()) >= 1, proc)
     first = len(logged())

@@ -19,8 +19,8 @@ from tests.helpers import commit_all, make_project, run
 
 # What a user who only trains and evaluates pulls: the distilled set and the model, plus the test split
 # that evaluate reads. Not data/features.zarr, the large feature store.
-PULL = ["data/distilled", "models/restorer.pt", "models/restorer.json", "data/index.parquet", "data/prepared",
-        "data/scores.parquet", "data/subset.parquet"]
+PULL = ["data/distilled/all", "models/all/restorer.pt", "models/all/restorer.json", "data/index.parquet",
+        "data/prepared", "data/scores.parquet", "data/subsets/all.parquet"]
 
 
 def tree_hashes(root: Path, paths: list[str]) -> dict[str, str]:
@@ -48,11 +48,11 @@ def round_trip(origin: Path, clone: Path, remote: str, env: dict | None = None, 
     run(["git", "clone", "-q", str(origin), str(clone)], origin.parent)
     for args in local_config:  # credentials stay in the clone's untracked .dvc/config.local
         run(["dvc", "remote", "modify", "--local", remote, *args], clone)
-    assert not (clone / "data/distilled").exists()
+    assert not (clone / "data/distilled/all").exists()
     run(["dvc", "pull", "-r", remote, *PULL], clone, env)
     expected = tree_hashes(origin, PULL)
     assert tree_hashes(clone, PULL) == expected
-    assert any(k.startswith("data/distilled/") and k.endswith("card.json") for k in expected)
+    assert any(k.startswith("data/distilled/all/") and k.endswith("card.json") for k in expected)
     assert not (clone / "data/features.zarr").exists()
     return expected
 
@@ -66,13 +66,13 @@ def test_local_remote_round_trip_then_train_and_evaluate(origin, tmp_path):
     # The clone trains and evaluates from the pulled files alone: same model bytes, same metrics.
     run(["dvc", "repro", "--single-item", "--force", "train", "evaluate"], clone)
     assert not (clone / "data/features.zarr").exists()
-    same = ["models/restorer.pt", "metrics/eval.json"]
+    same = ["models/all/restorer.pt", "metrics/all/eval.json"]
     assert tree_hashes(clone, same) == tree_hashes(origin, same)
-    trained = [json.loads((repo / "metrics/train.json").read_text()) for repo in (clone, origin)]
+    trained = [json.loads((repo / "metrics/all/train.json").read_text()) for repo in (clone, origin)]
     for t in trained:
         t.pop("seconds")  # wall time: the one figure a rerun does not reproduce
     assert trained[0] == trained[1]
-    info = run(["python", "-m", "tripled.cli", "info", "data/distilled"], clone)
+    info = run(["python", "-m", "tripled.cli", "info", "data/distilled/all"], clone)
     assert info.startswith("# Distilled set")
 
 

@@ -33,17 +33,22 @@ def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     return data
 
 
-def load_section(cls: type[S], name: str, path: str | Path = "params.yaml") -> S:
-    """Validate section `name` of the params file as `cls`, with errors that name each bad key."""
+def load_section(cls: type[S], name: str, path: str | Path = "params.yaml", *, key: str | None = None,
+                  overrides: dict | None = None) -> S:
+    """Validate section `name` of the params file (its entry `key`, if given) as `cls`, with `overrides`
+    on top, with errors that name each bad key."""
     section = read_params(path).get(name)
+    where = [name] if key is None else [name, key]
+    if key is not None:
+        section = (section or {}).get(key)
     if section is None:
         section = {}
     if not isinstance(section, dict):
-        raise ParamsError(f"{path}: section '{name}' must be a mapping")
+        raise ParamsError(f"{path}: section '{'.'.join(where)}' must be a mapping")
     try:
-        return cls(**section)
+        return cls(**{**section, **(overrides or {})})
     except ValidationError as e:
-        lines = [f"{'.'.join([name, *map(str, err['loc'])])}: {_message(cls, err)}" for err in e.errors()]
+        lines = [f"{'.'.join([*where, *map(str, err['loc'])])}: {_message(cls, err)}" for err in e.errors()]
         raise ParamsError(f"invalid params in {path}:\n  " + "\n  ".join(lines)) from None
 
 

@@ -31,3 +31,13 @@ def path_option(flag: str, dest: str, default: str, help: str | None = None):
 
 def index_option(help: str = "the sample index written by prepare."):
     return path_option("--index", "index_path", "data/index.parquet", help)
+
+
+def restorer_option():
+    return click.option("--restorer", default="all", show_default=True,
+                        help="the entry of params.yaml's `restorers` to make (dvc.yaml runs one per entry).")
+
+
+def for_restorer(path: Path, restorer: str) -> Path:
+    """A path option's value with {restorer} filled in."""
+    return Path(str(path).replace("{restorer}", restorer))
