@@ -77,7 +77,8 @@ def time_stages(folder: Path, sets: list[str]) -> dict:
         if done.returncode != 0:
             raise click.ClickException(f"dvc repro -s {stage} failed in {folder}:\n{done.stderr[-3000:]}")
         seconds[stage] = round(time.perf_counter() - start, 1)
-    metrics = json.loads((folder / "metrics/eval.json").read_text())["overall"]
+    found = [p for p in ("metrics/all/eval.json", "metrics/eval.json") if (folder / p).is_file()]  # new, old layout
+    metrics = json.loads((folder / found[0]).read_text())["overall"]
     return dict(stages=seconds, total_s=round(sum(seconds.values()), 1), psnr=metrics["psnr"],
                 psnr_input=metrics["psnr_input"])
 

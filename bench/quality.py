@@ -110,11 +110,11 @@ def one_run(project: Path, method: str, seed: int, overrides: dict[str, object],
     started = time.perf_counter()
     _run(["dvc", "exp", "run", *sets], project, threads)
     wall = time.perf_counter() - started
-    train = json.loads((project / "metrics/train.json").read_text())
-    psnr = project / "metrics/dvclive/plots/metrics/psnr.tsv"
+    train = json.loads((project / "metrics/all/train.json").read_text())
+    psnr = project / "metrics/all/dvclive/plots/metrics/psnr.tsv"
     curve = pd.read_csv(psnr, sep="\t") if psnr.is_file() else pd.DataFrame(columns=["step", "psnr"])
     prov = dict(provenance(run_config(project, overrides), code), threads=threads)
-    return dict(method=method, seed=seed, eval=json.loads((project / "metrics/eval.json").read_text()),
+    return dict(method=method, seed=seed, eval=json.loads((project / "metrics/all/eval.json").read_text()),
                 train_seconds=train.get("seconds"), samples=train["samples"], wall_seconds=round(wall, 1),
                 curve=curve.to_dict("list"), provenance=prov)
 
@@ -287,7 +287,8 @@ def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds
     if seeds < 1 or jobs < 1:
         raise click.BadParameter("need at least one seed and one job")
     threads = threads or max(1, len(os.sched_getaffinity(0)) // jobs)
-    base: dict[str, object] = {"data.root": data_root if data_root == "demo" else str(Path(data_root).resolve())}
+    base: dict[str, object] = {"data.root": data_root if data_root == "demo" else str(Path(data_root).resolve()),
+                               "restorers.all": {"tasks": "all"}}  # one all-in-one restorer per run
     for key, value in (("data.layout", layout), ("select.ratio", ratio), ("train.steps", steps)):
         if value is not None:
             base[key] = value
