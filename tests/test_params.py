@@ -9,6 +9,7 @@ from tripled.errors import ParamsError
 from tripled.evaluation.params import EvalParams
 from tripled.features.params import FeatureParams
 from tripled.params import load_section, read_params
+from tripled.restorers import read_restorer
 from tripled.selection.methods import SelectParams
 from tripled.selection.refine import RefineParams
 from tripled.selection.scoring import ScoreParams
@@ -65,7 +66,13 @@ def test_repo_params_validate(cls, name, repo_params):
 
 
 def test_repo_params_no_extra_sections(repo_params):
-    assert set(repo_params) == {name for _, name in SECTIONS}
+    assert set(repo_params) == {name for _, name in SECTIONS} | {"restorers"}
+
+
+def test_repo_restorers_validate(repo_params):
+    for name in repo_params["restorers"]:
+        restorer = read_restorer(name, REPO_PARAMS)
+        assert restorer.tasks == repo_params["restorers"][name]["tasks"]
 
 
 def test_repo_data_section(repo_params):
