@@ -3,6 +3,7 @@
     python bench/quality.py [--data-root DIR] [--layout paired|clean] [--ratio R]
                             [--methods tripled,random_task,full] [--steps N] [--seeds K] [--jobs N]
                             [--reference random_task] [--long-factor F] [--out DIR] [--eval-every N] [--set k=v]
+                            [--per-task-steps N]
 
 The project is copied into DIR/project (a git repo) and the shared stages (prepare, extract, score,
 warmup) run there once; every (method, seed) is then one `dvc exp run -S ...` of the pipeline. With
@@ -12,6 +13,8 @@ it. Seed s sets train.seed, and select.seed / refine.seed where the method uses 
 the same seeds, and each is compared with --reference by the paired difference over them. Finished
 runs (same method, seed, params and code) are kept in DIR/runs.json and not run again. Writes
 DIR/quality.json, DIR/quality.md, DIR/runs.json and, with --eval-every, DIR/time_to_quality.csv.
+With --per-task-steps N every run also trains one restorer per task (multi-task mode, N steps each) on
+the method's subset of that task, and the report sets each task's model beside the all-in-one model.
 """
 from __future__ import annotations
 
@@ -114,9 +117,11 @@ def one_run(project: Path, method: str, seed: int, overrides: dict[str, object],
     psnr = project / "metrics/all/dvclive/plots/metrics/psnr.tsv"
     curve = pd.read_csv(psnr, sep="\t") if psnr.is_file() else pd.DataFrame(columns=["step", "psnr"])
     prov = dict(provenance(run_config(project, overrides), code), threads=threads)
+    per_task = {path.parent.name: json.loads(path.read_text()) for path in sorted(project.glob("metrics/*/eval.json"))
+                if path.parent.name != "all" and path.parent.name in run_config(project, overrides)["restorers"]}
     return dict(method=method, seed=seed, eval=json.loads((project / "metrics/all/eval.json").read_text()),
                 train_seconds=train.get("seconds"), samples=train["samples"], wall_seconds=round(wall, 1),
-                curve=curve.to_dict("list"), provenance=prov)
+                curve=curve.to_dict("list"), provenance=prov, **({"per_task": per_task} if per_task else {}))
 
 
 def run_all(project: Path, todo: list[tuple[str, int, dict]], jobs: int, threads: int, code: dict,
@@ -207,6 +212,45 @@ def summarise(runs: list[dict], reference: str = "random_task") -> dict:
     return out
 
 
+def per_task_restorers(tasks: list[str], steps: int) -> dict[str, dict]:
+    """Multi-task mode beside the all-in-one restorer: one restorer per task, trained `steps` steps."""
+    return {"all": {"tasks": "all"}, **{t: {"tasks": [t], "train": {"steps": steps}} for t in tasks}}
+
+
+def summarise_per_task(runs: list[dict]) -> dict:
+    """Per method and task: the task's own model against the all-in-one model on that task's test images,
+    mean ± std over seeds and their paired difference (per-task − all-in-one ± SE)."""
+    out: dict = {}
+    for r in sorted(runs, key=lambda r: r["seed"]):
+        for task, ev in r.get("per_task", {}).items():
+            row = out.setdefault(r["method"], {}).setdefault(task, dict(seeds=[], all=[], own=[]))
+            row["seeds"].append(r["seed"])
+            row["all"].append(r["eval"]["tasks"][task]["psnr"])
+            row["own"].append(ev["tasks"][task]["psnr"])
+            row["input"] = ev["tasks"][task]["psnr_input"]
+    for rows in out.values():
+        for task, row in rows.items():
+            seeds, own, all_ = row.pop("seeds"), row.pop("own"), row.pop("all")
+            row["all_in_one"], row["all_in_one_std"] = _mean_std(all_)
+            row["per_task"], row["per_task_std"] = _mean_std(own)
+            row["vs_all_in_one"] = paired(dict(zip(seeds, own)), dict(zip(seeds, all_)))
+    return out
+
+
+def per_task_markdown(table: dict, steps: int) -> str:
+    lines = ["", f"Multi-task mode: each task's own restorer ({steps} steps on the method's subset of that task) "
+             "against the all-in-one restorer, on that task's test images (PSNR dB, mean ± std over seeds):", "",
+             "| method | task | input | all-in-one | per-task | per-task − all-in-one, paired (dB) |",
+             "|---|---|---|---|---|---|"]
+    for method, rows in table.items():
+        for task, row in sorted(rows.items()):
+            vs = row["vs_all_in_one"]
+            lines.append(f"| {method} | {task} | {row['input']:.2f} | {row['all_in_one']:.2f} ± "
+                         f"{row['all_in_one_std']:.2f} | {row['per_task']:.2f} ± {row['per_task_std']:.2f} | "
+                         f"{vs['diff_db']:+.2f} ± {vs['se_db']:.2f} (n {vs['n']}) |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(summary: dict, methods: list[str], command: str) -> str:
     inp, ref = summary["input"], summary["reference"]
     tasks = list(inp["tasks"])
@@ -278,8 +322,10 @@ def curves(runs: list[dict]) -> pd.DataFrame:
 @click.option("--eval-every", type=int, default=0, show_default=True,
               help="held-out PSNR every N steps (time-to-quality curves); 0 = off.")
 @click.option("--set", "extra", multiple=True, help="further params for every run, e.g. --set data.tile=128.")
+@click.option("--per-task-steps", type=int, default=0, show_default=True,
+              help="also train one restorer per task (multi-task mode), this many steps each; 0 = off.")
 def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds, jobs, threads, out_dir, eval_every,
-         extra) -> None:
+         extra, per_task_steps) -> None:
     """Compare selection methods side by side through the real DVC pipeline."""
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for m in [*names, reference]:
@@ -306,6 +352,11 @@ def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds
     project = (out_dir / "project").resolve()
     code = code_version()  # of the code copied now: commits made while the bench runs do not count
     bench_project(project, base)
+    if per_task_steps:  # the index's tasks, which prepare writes (upstream of every run: done once anyway)
+        _run(["dvc", "repro", "prepare"], project)
+        tasks = sorted(pd.read_parquet(project / "data/index.parquet")["task"].unique())
+        base.update({f"restorers.{name}": entry for name, entry in per_task_restorers(tasks, per_task_steps).items()})
+        bench_project(project, base)
     base_steps = yaml.safe_load((project / "params.yaml").read_text())["train"]["steps"]
     todo = []  # seed-major: an interrupted bench still has every method at some seeds
     for seed in range(seeds):
@@ -339,6 +390,13 @@ def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds
                                         f" s ({jobs} job(s) × {threads} thread(s)).\n")
     if eval_every:
         curves(runs).to_csv(out_dir / "time_to_quality.csv", index=False)
+    if per_task_steps:
+        summary["per_task"] = summarise_per_task(runs)
+        (out_dir / "quality.json").write_text(json.dumps(summary, indent=2) + "\n")
+        table += per_task_markdown(summary["per_task"], per_task_steps)
+        (out_dir / "quality.md").write_text(table + f"\nWall time of this invocation: "
+                                            f"{summary['meta']['wall_seconds']:.0f} s ({jobs} job(s) × {threads} "
+                                            "thread(s)).\n")
     click.echo(table)
 
 

@@ -80,3 +80,24 @@ def test_unseen_degradations_get_their_own_table():
     assert s["full"]["unseen"]["psnr_mean"] == pytest.approx(21.5) and s["input"]["unseen"]["psnr_mean"] == 19.0
     table = quality.markdown(s, ["random_task", "full"], "cmd")
     assert "| full | 21.50 | 21.50 ± 0.71 |" in table and "| input (degraded) | 19.00 | 19.00 |" in table
+
+
+def test_per_task_models_beside_the_all_in_one_model():
+    assert quality.per_task_restorers(["a", "b"], 600) == {
+        "all": {"tasks": "all"}, "a": {"tasks": ["a"], "train": {"steps": 600}},
+        "b": {"tasks": ["b"], "train": {"steps": 600}}}
+    runs = []
+    for seed, (own_a, own_b) in enumerate(((20.0, 21.0), (21.0, 23.0), (19.0, 22.0))):
+        r = _run("tripled", seed, 22.0 + seed)  # all-in-one: a at 21 + seed, b at 23 + seed
+        r["per_task"] = {t: dict(tasks={t: dict(psnr=v, psnr_input=10.0)}) for t, v in (("a", own_a), ("b", own_b))}
+        runs.append(r)
+    runs.append(_run("random_task", 0, 22.0))  # no per-task models: not in the table
+    table = quality.summarise_per_task(runs)
+    assert list(table) == ["tripled"]
+    a = table["tripled"]["a"]
+    assert a["all_in_one"] == 22.0 and a["per_task"] == 20.0 and a["input"] == 10.0
+    # per seed: 20 - 21, 21 - 22, 19 - 23: mean -2, differences -1, -1, -4: SE = sqrt(3 / 3) = 1
+    assert a["vs_all_in_one"]["diff_db"] == pytest.approx(-2.0) and a["vs_all_in_one"]["se_db"] == pytest.approx(1.0)
+    assert a["vs_all_in_one"]["n"] == 3 and not a["vs_all_in_one"]["beats"]
+    md = quality.per_task_markdown(table, 600)
+    assert "| tripled | a | 10.00 | 22.00 ± 1.00 | 20.00 ± 1.00 | -2.00 ± 1.00 (n 3) |" in md
