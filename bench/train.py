@@ -44,23 +44,19 @@ def synthetic_set(folder: Path, images: int, height: int, width: int, seed: int 
     return DistilledSet(folder, memory_limit=0)
 
 
-@click.command()
-@click.option("--params", "params_path", default="params.yaml", show_default=True, help="sections 'model' and 'train'.")
-@click.option("--arch", default=None, help="override model.arch (another arch gets its default kwargs).")
-@click.option("--crop", type=int, default=None, help="override train.crop")
-@click.option("--batch", type=int, default=None, help="override train.batch_size")
-@click.option("--workers", type=int, default=None, help="override train.workers")
-@click.option("--steps", type=int, default=30, show_default=True, help="timed steps")
-@click.option("--warmup", type=int, default=5, show_default=True, help="untimed first steps (worker start, compile)")
-@click.option("--images", type=int, default=4, show_default=True, help="images in the synthetic set")
-@click.option("--size", default="2160x3840", show_default=True, help="image height x width")
-def main(params_path, arch, crop, batch, workers, steps, warmup, images, size) -> None:
-    """Time the training loop on a synthetic chunked UHD set read crop by crop from disk."""
+def measure(params_path: str = "params.yaml", *, arch: str | None = None, kwargs: dict | None = None,
+            crop: int | None = None, batch: int | None = None, workers: int | None = None,
+            device_choice: str | None = None, compile_model: bool | None = None, steps: int = 30, warmup: int = 5,
+            images: int = 4, size: str = "2160x3840") -> dict:
+    """The training loop timed on a synthetic chunked set read crop by crop from disk: patches/s, data-wait
+    share, peak memory. `arch`/`kwargs` and the other options override the params file's model and train."""
     mp = load_section(ModelParams, "model", params_path)
     if arch is not None and arch != mp.arch:
         mp = ModelParams(arch=arch)
+    if kwargs is not None:
+        mp = ModelParams(arch=mp.arch, kwargs=kwargs)
     p = load_section(TrainParams, "train", params_path)
-    overrides = dict(crop=crop, batch_size=batch, workers=workers)
+    overrides = dict(crop=crop, batch_size=batch, workers=workers, device=device_choice, compile=compile_model)
     p = p.model_copy(update={k: v for k, v in overrides.items() if v is not None}
                      | dict(steps=warmup + steps, checkpoint_every=warmup + steps, log_every=warmup + steps))
     p = TrainParams(**p.model_dump())  # validate the overrides
@@ -79,7 +75,7 @@ def main(params_path, arch, crop, batch, workers, steps, warmup, images, size) -
         peak, peak_kind = torch.cuda.max_memory_allocated() / 2**20, "cuda_allocated"
     else:
         peak, peak_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_rss"
-    print(json.dumps(dict(
+    return dict(
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         torch_threads=torch.get_num_threads(), arch=mp.arch, kwargs=mp.kwargs,
         params_m=round(sum(t.numel() for t in build_model(mp.arch, **mp.kwargs).parameters()) / 1e6, 3),
@@ -89,7 +85,23 @@ def main(params_path, arch, crop, batch, workers, steps, warmup, images, size) -
         step_ms=round(1000 * total.mean(), 2), patches_per_s=round(p.batch_size * len(total) / total.sum(), 2),
         data_wait_fraction=round(float(data.sum() / total.sum()), 4),
         peak_mem_mb=round(peak, 1), peak_mem_kind=peak_kind, wall_s=round(wall, 2),
-        provenance=provenance(dict(model=mp.model_dump(), train=p.model_dump(), images=images, size=size)))))
+        provenance=provenance(dict(model=mp.model_dump(), train=p.model_dump(), images=images, size=size)))
+
+
+@click.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="sections 'model' and 'train'.")
+@click.option("--arch", default=None, help="override model.arch (another arch gets its default kwargs).")
+@click.option("--crop", type=int, default=None, help="override train.crop")
+@click.option("--batch", type=int, default=None, help="override train.batch_size")
+@click.option("--workers", type=int, default=None, help="override train.workers")
+@click.option("--steps", type=int, default=30, show_default=True, help="timed steps")
+@click.option("--warmup", type=int, default=5, show_default=True, help="untimed first steps (worker start, compile)")
+@click.option("--images", type=int, default=4, show_default=True, help="images in the synthetic set")
+@click.option("--size", default="2160x3840", show_default=True, help="image height x width")
+def main(params_path, arch, crop, batch, workers, steps, warmup, images, size) -> None:
+    """Time the training loop on a synthetic chunked UHD set read crop by crop from disk."""
+    print(json.dumps(measure(params_path, arch=arch, crop=crop, batch=batch, workers=workers, steps=steps,
+                             warmup=warmup, images=images, size=size)))
 
 
 if __name__ == "__main__":
