@@ -53,17 +53,18 @@ def _source(name: str) -> np.ndarray:
     return np.asarray(Image.fromarray(getattr(skimage.data, name)()).convert("RGB"))
 
 
-def _make_jpeg(i: int, folder: str) -> str:
-    """A 4K photo-like JPEG: a scikit-image picture upscaled, with sensor-like noise (realistic file size)."""
+def make_jpeg(i: int, folder: str, size: tuple[int, int] = SIZE_4K) -> str:
+    """A photo-like JPEG (4K by default): a scikit-image picture upscaled, with sensor-like noise (realistic
+    file size)."""
     rng = np.random.default_rng(i)
-    img = Image.fromarray(_source(SOURCES[i % len(SOURCES)])).resize(SIZE_4K, Image.BICUBIC)
-    arr = np.asarray(img).astype(np.int16) + rng.integers(-6, 7, (SIZE_4K[1], SIZE_4K[0], 1), dtype=np.int16)
+    img = Image.fromarray(_source(SOURCES[i % len(SOURCES)])).resize(size, Image.BICUBIC)
+    arr = np.asarray(img).astype(np.int16) + rng.integers(-6, 7, (size[1], size[0], 1), dtype=np.int16)
     path = Path(folder) / f"img{i:05d}.jpg"
     Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path, quality=90)
     return str(path)
 
 
-def _index(files: list[Path]) -> pd.DataFrame:
+def jpeg_index(files: list[Path]) -> pd.DataFrame:
     rows = []
     for f in files:
         with Image.open(f) as img:
@@ -77,11 +78,27 @@ def _naive_batch(batch, size: int) -> np.ndarray:
     return np.stack([resize(read_image(s.path), size) for s in batch])
 
 
-def _decode_rate(pool: DecodePool, fn, index: pd.DataFrame, size: int) -> float:
+def decode_rate(pool: DecodePool, fn, index: pd.DataFrame, size: int) -> float:
     rows = index_rows(index, "gt")
     t = time.perf_counter()
     for _ in pool.imap(fn, chunks(rows.specs(range(len(index)))), size):
         pass
+    return len(index) / (time.perf_counter() - t)
+
+
+def fixed_backbone(base: FeatureParams, work: Path) -> FeatureParams:
+    """The params with a fixed backbone, saved in work/vit: no backbone training inside the timings."""
+    create_backbone(base).save(work / "vit", "scratch")
+    return base.model_copy(update=dict(weights=str(work / "vit/backbone.pt"), label_samples=2))
+
+
+def extract_rate(index: pd.DataFrame, p: FeatureParams, work: Path, name: str) -> float:
+    """img/s of the extract stage end to end with the label cache work/labels_cache (filled by a first
+    run_extract) warm and no embeddings cached."""
+    cache = work / f"cache-{name}"
+    shutil.copytree(work / "labels_cache", cache, ignore=shutil.ignore_patterns("emb-*"))
+    t = time.perf_counter()
+    run_extract(index, p, work / f"{name}.zarr", work / f"vit-{name}", cache)
     return len(index) / (time.perf_counter() - t)
 
 
@@ -146,10 +163,9 @@ def main() -> None:
         else:
             (work / "img").mkdir()
             with DecodePool(0) as pool:
-                files = [Path(f) for f in pool.imap(_make_jpeg, range(args.images), str(work / "img"))]
-        index = _index(files)
-        p = base.model_copy(update=dict(weights=str(work / "vit/backbone.pt"), label_samples=2))
-        create_backbone(base).save(work / "vit", "scratch")  # a fixed backbone: no training in the timing
+                files = [Path(f) for f in pool.imap(make_jpeg, range(args.images), str(work / "img"))]
+        index = jpeg_index(files)
+        p = fixed_backbone(base, work)
 
         t = time.perf_counter()
         run_extract(index, p, work / "warm.zarr", work / "warm_vit", work / "labels_cache")
@@ -158,13 +174,9 @@ def main() -> None:
         ceiling, naive, extract = [], [], []
         with DecodePool(p.workers) as pool:
             for r in range(args.repeats):
-                ceiling.append(_decode_rate(pool, thumb_batch, index, p.thumb_size))
-                naive.append(_decode_rate(pool, _naive_batch, index, p.thumb_size))
-                cache = work / f"cache{r}"
-                shutil.copytree(work / "labels_cache", cache, ignore=shutil.ignore_patterns("emb-*"))
-                t = time.perf_counter()
-                run_extract(index, p, work / f"f{r}.zarr", work / f"vit{r}", cache)
-                extract.append(len(index) / (time.perf_counter() - t))
+                ceiling.append(decode_rate(pool, thumb_batch, index, p.thumb_size))
+                naive.append(decode_rate(pool, _naive_batch, index, p.thumb_size))
+                extract.append(extract_rate(index, p, work, f"f{r}"))
 
         half = len(index) // 2
         index.iloc[:half].to_parquet(work / "index_n.parquet")
