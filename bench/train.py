@@ -2,10 +2,12 @@
 
 Builds a synthetic distilled set of UHD images (on disk, chunked like the real one), runs the real
 training loop (tripled.training.loop) for warmup + steps steps and prints one JSON line. The model and
-training params come from a params file; the options override them.
+training params come from a params file; the options override them. Under torchrun each process trains
+its share of every batch with DDP (as the train stage does) and rank 0 prints the JSON.
 
     python bench/train.py --params params-uhd.yaml --steps 50          # on a GPU machine
     python bench/train.py --arch nafnet --crop 64 --batch 4 --images 2  # a quick CPU check
+    python -m torch.distributed.run --standalone --nproc_per_node 2 bench/train.py --params params-uhd.yaml
 """
 import json
 import resource
@@ -25,6 +27,7 @@ from tripled.data.distilled import DistilledSet, DistilledWriter
 from tripled.device import pick_device
 from tripled.params import load_section
 from tripled.training.archs import build_model
+from tripled.training.distributed import current, launched
 from tripled.training.loop import StepTimes, train
 from tripled.training.params import ModelParams, TrainParams
 
@@ -81,7 +84,7 @@ def measure(params_path: str = "params.yaml", *, arch: str | None = None, kwargs
         params_m=round(sum(t.numel() for t in build_model(mp.arch, **mp.kwargs).parameters()) / 1e6, 3),
         image=f"{height}x{width}", source="disk (chunked zarr, crop reads)", crop=p.crop, batch=p.batch_size,
         workers=p.workers, prefetch=p.prefetch, channels_last=p.channels_last, compile=p.compile,
-        bf16=device.type == "cuda", steps=steps, warmup=warmup,
+        bf16=device.type == "cuda", world_size=current().size, steps=steps, warmup=warmup,
         step_ms=round(1000 * total.mean(), 2), patches_per_s=round(p.batch_size * len(total) / total.sum(), 2),
         data_wait_fraction=round(float(data.sum() / total.sum()), 4),
         peak_mem_mb=round(peak, 1), peak_mem_kind=peak_kind, wall_s=round(wall, 2),
@@ -94,14 +97,23 @@ def measure(params_path: str = "params.yaml", *, arch: str | None = None, kwargs
 @click.option("--crop", type=int, default=None, help="override train.crop")
 @click.option("--batch", type=int, default=None, help="override train.batch_size")
 @click.option("--workers", type=int, default=None, help="override train.workers")
+@click.option("--kwargs", "kwargs_json", default=None, help="override model.kwargs (JSON)")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="override train.device")
+@click.option("--compile/--no-compile", "compile_model", default=None, help="override train.compile")
 @click.option("--steps", type=int, default=30, show_default=True, help="timed steps")
 @click.option("--warmup", type=int, default=5, show_default=True, help="untimed first steps (worker start, compile)")
 @click.option("--images", type=int, default=4, show_default=True, help="images in the synthetic set")
 @click.option("--size", default="2160x3840", show_default=True, help="image height x width")
-def main(params_path, arch, crop, batch, workers, steps, warmup, images, size) -> None:
+def main(params_path, arch, crop, batch, workers, kwargs_json, device, compile_model, steps, warmup, images,
+         size) -> None:
     """Time the training loop on a synthetic chunked UHD set read crop by crop from disk."""
-    print(json.dumps(measure(params_path, arch=arch, crop=crop, batch=batch, workers=workers, steps=steps,
-                             warmup=warmup, images=images, size=size)))
+    cuda = pick_device(device or load_section(TrainParams, "train", params_path).device).type == "cuda"
+    with launched(cuda) as world:
+        result = measure(params_path, arch=arch, kwargs=json.loads(kwargs_json) if kwargs_json else None, crop=crop,
+                         batch=batch, workers=workers, device_choice=device, compile_model=compile_model,
+                         steps=steps, warmup=warmup, images=images, size=size)
+    if world.main:
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":
