@@ -4,7 +4,7 @@ import click
 import pandas as pd
 
 from tripled.data.index import load_index
-from tripled.device import pick_device, use_available_cores
+from tripled.device import autocast, pick_device, use_available_cores
 from tripled.evaluation.evaluate import complexity_histogram, evaluate, summarise
 from tripled.evaluation.params import EvalParams
 from tripled.evaluation.restore import load_restorer
@@ -33,9 +33,11 @@ def main(params_path, index_path, scores_path, subset_path, model_path, metrics_
     mine = read_restorer(restorer, params_path)
     index = mine.rows(load_index(index_path, params_path), restorer)
     device = pick_device(ep.device)
-    result = summarise(evaluate(model.eval(), index[index["split"] == "test"], ep.tile, ep.overlap, device))
-    if ep.unseen:  # scored apart: never in training, so never in the trained tasks' means
-        result["unseen"] = summarise(evaluate_unseen(model, index, ep.unseen, ep.seed, ep.tile, ep.overlap, device))
+    with autocast(ep.precision, device):
+        result = summarise(evaluate(model.eval(), index[index["split"] == "test"], ep.tile, ep.overlap, device))
+        if ep.unseen:  # scored apart: never in training, so never in the trained tasks' means
+            result["unseen"] = summarise(evaluate_unseen(model, index, ep.unseen, ep.seed, ep.tile, ep.overlap,
+                                                         device))
     write_json(metrics_dir / "eval.json", result)
     groups = [("", result)] + ([(" (unseen)", result["unseen"])] if ep.unseen else [])
     bars = [dict(bar=f"{t}{kind} {side}", psnr_db=m[key]) for kind, block in groups for t, m in block["tasks"].items()

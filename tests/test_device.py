@@ -3,7 +3,7 @@ import os
 
 import torch
 
-from tripled.device import available_cores, use_available_cores
+from tripled.device import autocast, available_cores, use_available_cores, use_bf16
 
 
 def test_a_container_quota_caps_the_cores(tmp_path):
@@ -28,3 +28,15 @@ def test_omp_num_threads_wins(monkeypatch):
         assert use_available_cores() == available_cores()
     finally:
         torch.set_num_threads(before)
+
+
+def test_precision_picks_bf16_autocast_per_device():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert [use_bf16(p, cpu) for p in ("auto", "fp32", "bf16")] == [False, False, True]
+    assert [use_bf16(p, cuda) for p in ("auto", "fp32", "bf16")] == [True, False, True]
+    conv = torch.nn.Conv2d(3, 4, 3)
+    x = torch.rand(1, 3, 8, 8)
+    with autocast("bf16", cpu):
+        assert conv(x).dtype == torch.bfloat16
+    with autocast("fp32", cpu):
+        assert conv(x).dtype == torch.float32

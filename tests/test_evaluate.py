@@ -98,6 +98,21 @@ def test_batched_evaluation_equals_one_sample_at_a_time(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(batched, alone, rtol=1e-5)
 
 
+def test_bf16_evaluation_scores_like_fp32(tmp_path):
+    from tripled.device import autocast
+    from tripled.training.archs import build_model
+
+    torch.manual_seed(0)
+    model = build_model("nafnet", width=8, enc_blk_nums=[1], dec_blk_nums=[1])
+    torch.nn.init.normal_(model.ending.weight, std=0.05)
+    test = _test_split(tmp_path, n=4)
+    fp32 = summarise(evaluate(model, test, progress=False))["overall"]
+    with autocast("bf16", torch.device("cpu")):
+        bf16 = summarise(evaluate(model, test, progress=False))["overall"]
+    assert bf16["psnr"] != fp32["psnr"] and abs(bf16["psnr"] - fp32["psnr"]) < 0.2
+    assert bf16["psnr_input"] == fp32["psnr_input"]
+
+
 def _index(tmp_path):
     """Two tasks degrading the same two clean images, one of them held out."""
     rows = []

@@ -14,7 +14,7 @@ import zarr
 from PIL import Image
 
 from tests.helpers import TINY_VIT, write_image_index
-from tripled.features.backbone import create_backbone, use_bf16
+from tripled.features.backbone import create_backbone
 from tripled.features.cache import UnitCache
 from tripled.features.extract import cpu_threads, run_extract
 from tripled.features.params import FeatureParams
@@ -124,12 +124,6 @@ def test_bf16_on_cpu_is_close_to_fp32_and_cached_apart(tmp_path):
     assert attrs_a["fingerprint"] != attrs_b["fingerprint"] and attrs_b["params"]["precision"] == "bf16"
     assert not np.array_equal(a, b)
     assert np.linalg.norm(a - b) / np.linalg.norm(a) < 0.05
-
-
-def test_use_bf16_follows_precision_and_device():
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert [use_bf16(p, cpu) for p in ("auto", "fp32", "bf16")] == [False, False, True]
-    assert [use_bf16(p, cuda) for p in ("auto", "fp32", "bf16")] == [True, False, True]
 
 
 def test_model_threads_leave_the_decoders_their_cores_and_are_restored():

@@ -48,6 +48,22 @@ def test_distance_drops_on_a_toy_set():
         assert not np.array_equal(out[0][0], subset[0])
 
 
+def test_bf16_refine_moves_the_subset_like_fp32():
+    backbone = create_backbone(TINY_VIT)
+    full_images = smooth_images(64, 32, seed=1)
+    with torch.no_grad():
+        full = backbone.embed(torch.from_numpy(full_images).permute(0, 3, 1, 2).float() / 255).numpy()
+    pairs = _pairs((smooth_images(8, 32, seed=2) * 0.4).astype(np.uint8))
+    reports = {}
+    for precision in ("fp32", "bf16"):
+        p = RefineParams(steps=40, lr=5e-3, fidelity=0.1, width=8, blocks=1, precision=precision)
+        out, reports[precision], _ = refine(pairs, "gt", backbone, full, p)
+        assert all(a.dtype == np.uint8 and a.shape == b.shape for (a, _), (b, _) in zip(out, pairs))
+    bf, fp = reports["bf16"], reports["fp32"]
+    assert bf["before"] != fp["before"]  # the ViT ran in bf16
+    assert bf["before"] == pytest.approx(fp["before"], rel=0.05) and bf["after"] < 0.8 * bf["before"]
+
+
 def test_kl_of_the_full_set_to_itself_is_near_zero():
     full = np.random.default_rng(0).normal(size=(500, 16)).astype(np.float32)
     d = FeatureDistance(full, 0)

@@ -44,6 +44,20 @@ def test_a_few_steps_lower_the_loss(tmp_path):
     assert curve[-1]["loss"] < 0.7 * curve[0]["loss"]
 
 
+def test_bf16_training_on_the_cpu_learns_like_fp32(tmp_path):
+    ds = DistilledSet(write_distilled(tmp_path / "d"))
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        p = TrainParams(steps=150, batch_size=4, crop=32, lr=2e-3, log_every=10, checkpoint_every=1000,
+                        stage1_fraction=0.0, precision=precision)
+        model, curve = train(ds, MODEL, p, tmp_path / f"{precision}.pt", "f")
+        assert all(t.dtype == torch.float32 for t in model.state_dict().values() if t.is_floating_point())
+        losses[precision] = curve[-1]["loss"]
+        assert curve[-1]["loss"] < 0.7 * curve[0]["loss"]
+    assert losses["bf16"] != losses["fp32"]  # autocast did run in bf16
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.2)
+
+
 def test_curriculum_switches_stage(tmp_path):
     ds = DistilledSet(write_distilled(tmp_path / "d"))
     p = TrainParams(steps=20, batch_size=2, crop=16, log_every=5, stage1_fraction=0.5)

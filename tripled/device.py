@@ -1,4 +1,4 @@
-"""Which device a stage computes on, and how many CPU threads it may use."""
+"""Which device a stage computes on, in which precision, and how many CPU threads it may use."""
 from __future__ import annotations
 
 import math
@@ -15,6 +15,16 @@ def pick_device(choice: str) -> torch.device:
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """A stage's `precision` on this device: bf16 autocast, or fp32."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+def autocast(precision: str, device: torch.device) -> torch.autocast:
+    """bf16 autocast on `device` where `precision` asks for it there, else a disabled one (fp32)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(precision, device))
 
 
 def available_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:

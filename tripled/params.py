@@ -3,7 +3,7 @@ configures, read and checked once at the edge (the stage script) with errors tha
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -18,6 +18,9 @@ class Section(BaseModel):
 
 
 S = TypeVar("S", bound=BaseModel)
+# The arithmetic of a stage's network (tripled.device.use_bf16 applies it).
+Precision = Literal["auto", "fp32", "bf16"]
+PRECISION_HELP = "bf16 autocast, or fp32 (auto: bf16 on CUDA only; bf16: on the CPU too)"
 
 
 def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:

@@ -127,11 +127,6 @@ def fingerprint(backbone: Backbone, *parts: object) -> str:
     return h.hexdigest()[:16]
 
 
-def use_bf16(precision: str, device: torch.device) -> bool:
-    """features.precision on this device: bf16 autocast, or fp32."""
-    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
-
-
 @torch.no_grad()
 def embed_thumbs(backbone: Backbone, thumbs: np.ndarray | torch.Tensor, device: torch.device, bf16: bool) -> np.ndarray:
     """float16 embeddings of a BxHxWx3 uint8 batch, under bf16 autocast when `bf16`."""

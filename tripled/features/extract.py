@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from tripled.data import images
-from tripled.device import pick_device
+from tripled.device import pick_device, use_bf16
 from tripled.features import backbone as backbone_code
 from tripled.features import complexity, decode
 from tripled.features.backbone import (
@@ -32,7 +32,6 @@ from tripled.features.backbone import (
     label_sample,
     load_backbone,
     train_scratch,
-    use_bf16,
 )
 from tripled.features.batches import Batch, UnitCollector, plan
 from tripled.features.cache import UnitCache, content_keys

@@ -5,7 +5,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from tripled.params import Section
+from tripled.params import PRECISION_HELP, Precision, Section
 
 
 class FeatureParams(Section):
@@ -19,8 +19,7 @@ class FeatureParams(Section):
     scratch_steps: int = Field(100, ge=0)
     scratch_lr: float = Field(5e-4, gt=0)
     seed: int = 0
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="embedding arithmetic: bf16 autocast (auto: on CUDA only; bf16: also on the CPU)")
+    precision: Precision = Field("auto", description=PRECISION_HELP)
     # How extraction runs; the results do not depend on these (except device, through precision auto).
     engine: Literal["local", "ray"] = Field("local", description="local processes, or Ray Data (RAY_ADDRESS)")
     workers: int = Field(0, ge=0, description="decoding processes of the local engine; 0 = all cores")

@@ -13,7 +13,8 @@ import numpy as np
 import ray
 import torch
 
-from tripled.features.backbone import Backbone, embed_thumbs, use_bf16
+from tripled.device import use_bf16
+from tripled.features.backbone import Backbone, embed_thumbs
 from tripled.features.batches import Batch
 from tripled.features.decode import Rows, Spec, default_workers, thumb_batch
 from tripled.features.params import FeatureParams

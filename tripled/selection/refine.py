@@ -11,9 +11,10 @@ from pydantic import Field
 from torch import nn
 from tqdm import tqdm
 
+from tripled.device import autocast
 from tripled.evaluation.metrics import psnr, to_tensor, to_uint8
 from tripled.features.backbone import Backbone
-from tripled.params import Section
+from tripled.params import PRECISION_HELP, Precision, Section
 
 MMD_REFERENCE = 1024  # rows of the full set that MMD compares against
 
@@ -27,6 +28,7 @@ class RefineParams(Section):
     width: int = Field(16, ge=1)
     blocks: int = Field(2, ge=1)
     batch_size: int = Field(64, ge=1)
+    precision: Precision = Field("auto", description=PRECISION_HELP)
     seed: int = 0
 
 
@@ -76,7 +78,7 @@ class FeatureDistance:
 
 
 def _embed(backbone: Backbone, images: list[torch.Tensor]) -> torch.Tensor:
-    return backbone.model(torch.cat([backbone.prepare(x) for x in images]))
+    return backbone.model(torch.cat([backbone.prepare(x) for x in images])).float()
 
 
 def _runs(images: list[torch.Tensor], idx) -> Iterator[list[int]]:
@@ -112,13 +114,15 @@ def refine(pairs: list[tuple[np.ndarray, np.ndarray]], view: str, backbone: Back
     lqs = [to_tensor(q) for _, q in pairs]
     views = gts if view == "gt" else lqs
     net = RefineNet(p.width, p.blocks)
+    amp = autocast(p.precision, torch.device("cpu"))  # the refined images themselves are made in fp32
     opt = torch.optim.Adam(net.parameters(), lr=p.lr)
 
     chunks = [range(i, min(i + p.batch_size, len(pairs))) for i in range(0, len(pairs), p.batch_size)]
 
     @torch.no_grad()
     def distances() -> tuple[dict, torch.Tensor]:
-        feats = torch.cat([_embed(backbone, [out for _, out in _batched(net, views, c)]) for c in chunks])
+        with amp:
+            feats = torch.cat([_embed(backbone, [out for _, out in _batched(net, views, c)]) for c in chunks])
         return dict(kl=dist.kl(feats).item(), mmd=dist.mmd(feats).item()), feats
 
     before, feats_before = distances()
@@ -126,11 +130,14 @@ def refine(pairs: list[tuple[np.ndarray, np.ndarray]], view: str, backbone: Back
     for _ in tqdm(range(p.steps), desc="refine", unit="step"):
         idx = np.sort(rng.choice(len(pairs), size=min(p.batch_size, len(pairs)), replace=False))
         fidelity, seen = 0.0, []
-        for (run, gt), (_, lq) in zip(_batched(net, gts, idx), _batched(net, lqs, idx)):
-            for out, original in ((gt, gts), (lq, lqs)):  # the mean of each image's squared error
-                fidelity = fidelity + (out - torch.cat([original[i] for i in run])).pow(2).flatten(1).mean(1).sum()
-            seen.append(gt if view == "gt" else lq)
-        loss = dist(_embed(backbone, seen), p.distance) + p.fidelity * fidelity / len(idx)
+        with amp:
+            for (run, gt), (_, lq) in zip(_batched(net, gts, idx), _batched(net, lqs, idx)):
+                for out, original in ((gt, gts), (lq, lqs)):  # the mean of each image's squared error
+                    error = out.float() - torch.cat([original[i] for i in run])
+                    fidelity = fidelity + error.pow(2).flatten(1).mean(1).sum()
+                seen.append(gt if view == "gt" else lq)
+            feats = _embed(backbone, seen)
+        loss = dist(feats, p.distance) + p.fidelity * fidelity / len(idx)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from tripled.data.distilled import DistilledSet
-from tripled.device import pick_device
+from tripled.device import autocast, pick_device
 from tripled.hashing import code_hash, file_hash, value_hash
 from tripled.training import archs, batches, checkpoint, curriculum, distributed
 from tripled.training.archs import build_model, common, nafnet, promptir
@@ -90,7 +89,7 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint_path: Pa
         checkpoint_path.parent.mkdir(parents=True, exist_ok=True)  # a DVC output even before the first save
     weights = balance_weights(ds) if p.balance == "task" else np.ones(len(ds), np.float32)
     task_weight = torch.from_numpy(weights).to(device)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    amp = autocast(p.precision, device)
     net = DistributedDataParallel(state.model, device_ids=[device.index] if device.type == "cuda" else None
                                   ) if world.size > 1 else state.model
     if p.compile:

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tripled.params import Section
+from tripled.params import PRECISION_HELP, Precision, Section
 from tripled.training.archs import ArchName
 
 
@@ -31,6 +31,7 @@ class TrainParams(Section):
     checkpoint_every: int = Field(200, ge=1)
     log_every: int = Field(10, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Precision = Field("auto", description=PRECISION_HELP)
     workers: int = Field(0, ge=0, description="loader processes reading crops while the device trains; 0 = inline")
     prefetch: int = Field(2, ge=1, description="batches each loader process prepares ahead")
     in_memory_mb: int = Field(4096, ge=0, description="a distilled set up to this size is read into memory once")
