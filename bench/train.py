@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 
 from bench.common import provenance
 from tripled.data.distilled import DistilledSet, DistilledWriter
-from tripled.device import pick_device
+from tripled.device import pick_device, use_bf16
 from tripled.params import load_section
 from tripled.training.archs import build_model
 from tripled.training.distributed import current, launched
@@ -84,7 +84,7 @@ def measure(params_path: str = "params.yaml", *, arch: str | None = None, kwargs
         params_m=round(sum(t.numel() for t in build_model(mp.arch, **mp.kwargs).parameters()) / 1e6, 3),
         image=f"{height}x{width}", source="disk (chunked zarr, crop reads)", crop=p.crop, batch=p.batch_size,
         workers=p.workers, prefetch=p.prefetch, channels_last=p.channels_last, compile=p.compile,
-        bf16=device.type == "cuda", world_size=current().size, steps=steps, warmup=warmup,
+        bf16=use_bf16(p.precision, device), world_size=current().size, steps=steps, warmup=warmup,
         step_ms=round(1000 * total.mean(), 2), patches_per_s=round(p.batch_size * len(total) / total.sum(), 2),
         data_wait_fraction=round(float(data.sum() / total.sum()), 4),
         peak_mem_mb=round(peak, 1), peak_mem_kind=peak_kind, wall_s=round(wall, 2),
