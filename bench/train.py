@@ -49,7 +49,8 @@ def synthetic_set(folder: Path, images: int, height: int, width: int, seed: int 
 
 def measure(params_path: str = "params.yaml", *, arch: str | None = None, kwargs: dict | None = None,
             crop: int | None = None, batch: int | None = None, workers: int | None = None,
-            device_choice: str | None = None, compile_model: bool | None = None, steps: int = 30, warmup: int = 5,
+            device_choice: str | None = None, compile_model: bool | None = None, precision: str | None = None,
+            steps: int = 30, warmup: int = 5,
             images: int = 4, size: str = "2160x3840") -> dict:
     """The training loop timed on a synthetic chunked set read crop by crop from disk: patches/s, data-wait
     share, peak memory. `arch`/`kwargs` and the other options override the params file's model and train."""
@@ -59,7 +60,8 @@ def measure(params_path: str = "params.yaml", *, arch: str | None = None, kwargs
     if kwargs is not None:
         mp = ModelParams(arch=mp.arch, kwargs=kwargs)
     p = load_section(TrainParams, "train", params_path)
-    overrides = dict(crop=crop, batch_size=batch, workers=workers, device=device_choice, compile=compile_model)
+    overrides = dict(crop=crop, batch_size=batch, workers=workers, device=device_choice, compile=compile_model,
+                     precision=precision)
     p = p.model_copy(update={k: v for k, v in overrides.items() if v is not None}
                      | dict(steps=warmup + steps, checkpoint_every=warmup + steps, log_every=warmup + steps))
     p = TrainParams(**p.model_dump())  # validate the overrides
