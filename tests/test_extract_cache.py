@@ -114,7 +114,8 @@ def test_bf16_on_cpu_is_close_to_fp32_and_cached_apart(tmp_path):
     index = write_image_index(tmp_path / "img", [f"im{i}" for i in range(4)], ext="png")
     weights = tmp_path / "vit"
     create_backbone(TINY_VIT).save(weights, "scratch")
-    base = TINY_VIT.model_copy(update=dict(weights=str(weights / "backbone.pt"), label_samples=2, workers=1))
+    base = TINY_VIT.model_copy(update=dict(weights=str(weights / "backbone.pt"), label_samples=2, workers=1,
+                                           precision="fp32"))
     run_extract(index, base, tmp_path / "fp32.zarr", tmp_path / "m", tmp_path / "cache")
     bf16 = run_extract(index, base.model_copy(update=dict(precision="bf16")), tmp_path / "bf16.zarr", tmp_path / "m",
                        tmp_path / "cache")

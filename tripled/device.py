@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+CPUINFO = Path("/proc/cpuinfo")
 
 
 def pick_device(choice: str) -> torch.device:
@@ -17,9 +18,22 @@ def pick_device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
+def cpu_bf16(cpuinfo: Path = CPUINFO) -> bool:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast beats fp32."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
 def use_bf16(precision: str, device: torch.device) -> bool:
-    """A stage's `precision` on this device: bf16 autocast, or fp32."""
-    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    """A stage's `precision` on this device: bf16 autocast, or fp32. `auto` is bf16 on CUDA and on a CPU
+    that computes bf16 natively, fp32 elsewhere."""
+    if precision != "auto":
+        return precision == "bf16"
+    return device.type == "cuda" or (device.type == "cpu" and cpu_bf16())
 
 
 def autocast(precision: str, device: torch.device) -> torch.autocast:

@@ -20,7 +20,7 @@ class Section(BaseModel):
 S = TypeVar("S", bound=BaseModel)
 # The arithmetic of a stage's network (tripled.device.use_bf16 applies it).
 Precision = Literal["auto", "fp32", "bf16"]
-PRECISION_HELP = "bf16 autocast, or fp32 (auto: bf16 on CUDA only; bf16: on the CPU too)"
+PRECISION_HELP = "bf16 autocast, or fp32 (auto: bf16 on CUDA and on CPUs with AVX512-BF16 or AMX)"
 
 
 def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
