@@ -47,8 +47,9 @@ from tripled.training.params import TrainParams  # noqa: E402
 UHD = str(ROOT / "params-uhd.yaml")
 SECTIONS = ("extract", "train", "ddp", "quality")
 PAPER_HOURS = 8.0  # the paper: full training "under 8 hours on one consumer GPU"
-# docs/benchmarks.md, demo at 2 %: TripleD over 5 seeds, 3,000 steps, on a 2-core CPU (fp32).
-CPU_REFERENCE = dict(psnr_mean=24.79, psnr_std=0.76, psnr_input=18.75, seeds=5, steps=3000, machine="2-core CPU")
+# bench/results/demo-fair: TripleD at 2 % of the demo over 5 seeds, 3,000 steps, on a 2-core CPU (fp32).
+CPU_REFERENCE = dict(psnr_mean=24.30, psnr_std=0.94, psnr_input=18.75, seeds=5, steps=3000,
+                     machine="2-core AMD EPYC, fp32")
 TINY_NAFNET = dict(width=8, enc_blk_nums=[1, 1], dec_blk_nums=[1, 1], middle_blk_num=1)
 
 
