@@ -57,22 +57,17 @@ def make_project(folder: Path, overrides: dict[str, dict]) -> Path:
 
 def machine() -> dict:
     """CPU model, usable cores, the CPU features that decide bf16 speed, and the GPU if any."""
-    cpu, flags = platform.processor() or platform.machine(), set()
+    import torch
+
+    from tripled.device import CPUINFO, cpu_flags
+
+    cpu, flags = platform.processor() or platform.machine(), cpu_flags()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
+        cpu = next((line.split(":", 1)[1].strip() for line in CPUINFO.read_text().splitlines()
+                    if line.startswith("model name")), cpu)
     except OSError:
         pass
-    gpu = None
-    try:
-        import torch
-
-        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:
-        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return dict(cpu=cpu, cores=len(os.sched_getaffinity(0)), avx512_bf16="avx512_bf16" in flags,
                 amx="amx_bf16" in flags, gpu=gpu, python=platform.python_version())
 

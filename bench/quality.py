@@ -116,9 +116,10 @@ def one_run(project: Path, method: str, seed: int, overrides: dict[str, object],
     train = json.loads((project / "metrics/all/train.json").read_text())
     psnr = project / "metrics/all/dvclive/plots/metrics/psnr.tsv"
     curve = pd.read_csv(psnr, sep="\t") if psnr.is_file() else pd.DataFrame(columns=["step", "psnr"])
-    prov = dict(provenance(run_config(project, overrides), code), threads=threads)
+    params = run_config(project, overrides)
+    prov = dict(provenance(params, code), threads=threads)
     per_task = {path.parent.name: json.loads(path.read_text()) for path in sorted(project.glob("metrics/*/eval.json"))
-                if path.parent.name != "all" and path.parent.name in run_config(project, overrides)["restorers"]}
+                if path.parent.name != "all" and path.parent.name in params["restorers"]}
     return dict(method=method, seed=seed, eval=json.loads((project / "metrics/all/eval.json").read_text()),
                 train_seconds=train.get("seconds"), samples=train["samples"], wall_seconds=round(wall, 1),
                 curve=curve.to_dict("list"), provenance=prov, **({"per_task": per_task} if per_task else {}))

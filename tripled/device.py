@@ -18,14 +18,18 @@ def pick_device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
-def cpu_bf16(cpuinfo: Path = CPUINFO) -> bool:
-    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast beats fp32."""
+def cpu_flags(cpuinfo: Path = CPUINFO) -> set[str]:
+    """The CPU's feature flags (empty where /proc/cpuinfo is missing)."""
     try:
         lines = cpuinfo.read_text().splitlines()
     except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+        return set()
+    return set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
+
+
+def cpu_bf16(cpuinfo: Path = CPUINFO) -> bool:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast beats fp32."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags(cpuinfo))
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
