@@ -58,3 +58,4 @@ def test_demo_time_times_every_stage_beside_a_cpu_reference():
     assert list(run["stages"]) == list(stages) and all(s > 0 for s in run["stages"].values())
     assert run["total_s"] == pytest.approx(sum(run["stages"].values()), abs=0.5)
     assert run["psnr"] > 0 and result["cpu_reference"]["matmul_gflops"] > 0 and result["machine"]["cores"] >= 1
+    assert run["train_steps_per_s"] > 0 and run["eval_mpixel_per_s"] > 0
