@@ -210,6 +210,9 @@ def summarise(runs: list[dict], reference: str = "random_task") -> dict:
         if reference in out and name != reference:
             m["vs_reference"] = dict(paired(psnr_by_seed[name], psnr_by_seed[reference]),
                                      seeds_needed=seeds_needed(psnr_by_seed[name], psnr_by_seed[reference]))
+            if "unseen" in m and "unseen" in out[reference]:
+                m["unseen"]["vs_reference"] = paired(*({r["seed"]: r["eval"]["unseen"]["overall"]["psnr"]
+                                                        for r in by_method[k]} for k in (name, reference)))
     return out
 
 
@@ -252,6 +255,10 @@ def per_task_markdown(table: dict, steps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _vs_text(vs: dict | None) -> str:
+    return "–" if not vs else f"{vs['diff_db']:+.2f} ± {vs['se_db']:.2f} ({'beats' if vs['beats'] else 'no'})"
+
+
 def markdown(summary: dict, methods: list[str], command: str) -> str:
     inp, ref = summary["input"], summary["reference"]
     tasks = list(inp["tasks"])
@@ -268,13 +275,12 @@ def markdown(summary: dict, methods: list[str], command: str) -> str:
     for name in methods:
         m = summary[name]
         vs = m.get("vs_reference")
-        vs_text = "–" if not vs else f"{vs['diff_db']:+.2f} ± {vs['se_db']:.2f} ({'beats' if vs['beats'] else 'no'})"
         needed = "–" if not vs else str(vs["seeds_needed"] or f"> {vs['n']}")
         cells = [f"{m['tasks'][t]['psnr']:.2f} ± {m['tasks'][t]['psnr_std']:.2f}" for t in tasks]
         lines.append(f"| {name} | {m['n']} | " + " | ".join(cells)
                      + f" | {m['psnr_mean']:.2f} ± {m['psnr_std']:.2f} | {m['ssim_mean']:.3f}"
                      + f" | {pct(m, 'gain_retained')} | {pct(m, 'gain_retained_long')} | {pct(m, 'psnr_ratio')}"
-                     + f" | {vs_text} | {needed} | {m['above_input']['count']}/{m['above_input']['of']}"
+                     + f" | {_vs_text(vs)} | {needed} | {m['above_input']['count']}/{m['above_input']['of']}"
                      + f" | {m.get('std_to_full', '–')} | {m['train_seconds']:.0f} |")
     lines += ["", "PSNR in dB per test image, mean over its task's images; mean ± std over seeds. gain retained = "
               "(PSNR − PSNR_input) / (PSNR_full − PSNR_input), against full at the same steps and against "
@@ -285,15 +291,15 @@ def markdown(summary: dict, methods: list[str], command: str) -> str:
     if "unseen" in inp:  # degradations no method trained on
         unseen = list(inp["unseen"]["tasks"])
         lines += ["", "Degradations never trained on (evaluate.unseen), on the clean test images:", "",
-                  "| method | " + " | ".join(f"{t} PSNR" for t in unseen) + " | PSNR mean ± std |",
-                  "|" + "---|" * (len(unseen) + 2),
+                  "| method | " + " | ".join(f"{t} PSNR" for t in unseen) + f" | PSNR mean ± std | vs {ref}, paired "
+                  "(dB) |", "|" + "---|" * (len(unseen) + 3),
                   "| input (degraded) | " + " | ".join(f"{inp['unseen']['tasks'][t]:.2f}" for t in unseen)
-                  + f" | {inp['unseen']['psnr_mean']:.2f} |"]
+                  + f" | {inp['unseen']['psnr_mean']:.2f} | – |"]
         for name in methods:
             u = summary[name].get("unseen")
             if u:
                 lines.append(f"| {name} | " + " | ".join(f"{u['tasks'][t]:.2f}" for t in unseen)
-                             + f" | {u['psnr_mean']:.2f} ± {u['psnr_std']:.2f} |")
+                             + f" | {u['psnr_mean']:.2f} ± {u['psnr_std']:.2f} | {_vs_text(u.get('vs_reference'))} |")
     return "\n".join(lines) + "\n"
 
 

@@ -79,7 +79,10 @@ def test_unseen_degradations_get_their_own_table():
     s = quality.summarise(runs, "random_task")
     assert s["full"]["unseen"]["psnr_mean"] == pytest.approx(21.5) and s["input"]["unseen"]["psnr_mean"] == 19.0
     table = quality.markdown(s, ["random_task", "full"], "cmd")
-    assert "| full | 21.50 | 21.50 ± 0.71 |" in table and "| input (degraded) | 19.00 | 19.00 |" in table
+    assert s["full"]["unseen"]["vs_reference"]["diff_db"] == pytest.approx(2.0)  # paired seed by seed
+    assert "vs_reference" not in s["random_task"]["unseen"]
+    assert "| full | 21.50 | 21.50 ± 0.71 | +2.00 ± 0.00 (beats) |" in table
+    assert "| input (degraded) | 19.00 | 19.00 | – |" in table and "| random_task | 19.50 | 19.50 ± 0.71 | – |" in table
 
 
 def test_per_task_models_beside_the_all_in_one_model():
