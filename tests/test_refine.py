@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+import tripled.selection.refine as refine_module
 from tests.helpers import TINY_VIT, smooth_images
 from tripled.features.backbone import create_backbone
 from tripled.selection.refine import FeatureDistance, RefineNet, RefineParams, refine
@@ -70,6 +71,18 @@ def test_kl_of_the_full_set_to_itself_is_near_zero():
     assert d.kl(torch.from_numpy(full)).item() < 1e-3
     assert d.kl(torch.from_numpy(full[:, ::-1] * 3).contiguous()).item() > 0.5
 
+
+
+def test_mmd_of_a_set_larger_than_the_reference_is_subsampled(monkeypatch):
+    """A subset as large as the training set (method full) must not build its n x n kernel."""
+    monkeypatch.setattr(refine_module, "MMD_REFERENCE", 64)
+    rng = np.random.default_rng(0)
+    full = rng.normal(size=(5000, 8)).astype(np.float32)
+    dist = FeatureDistance(full, 0)
+    assert dist.mmd(torch.from_numpy(full)).item() == 0.0  # the same rows as the reference
+    same = dist.mmd(torch.from_numpy(rng.normal(size=(4000, 8)).astype(np.float32))).item()
+    shifted = dist.mmd(torch.from_numpy(rng.normal(1.0, size=(4000, 8)).astype(np.float32))).item()
+    assert abs(same) < 0.05 < shifted
 
 
 def test_pairs_of_several_sizes_come_back_in_order_and_shape():
