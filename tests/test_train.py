@@ -36,6 +36,20 @@ def test_balance_weights_even_out_tasks(tmp_path):
     assert np.isclose(w.mean(), 1) and w[t == "t0"].mean() > 1.5 * w[t == "t1"].mean()
 
 
+def test_balance_power_softens_the_weights(tmp_path):
+    """Power p divides each task's loss by its input error to the p: 0 weighs every sample alike, 0.5 is
+    the square root of the full balance's ratio between tasks."""
+    ds = DistilledSet(write_distilled(tmp_path / "d"))
+    t = ds.manifest["task"].to_numpy()
+
+    def ratio(power):
+        w = balance_weights(ds, power)
+        return w[t == "t0"].mean() / w[t == "t1"].mean()
+
+    assert np.allclose(balance_weights(ds, 0.0), 1)
+    assert np.isclose(ratio(0.5), np.sqrt(ratio(1.0)), rtol=1e-5)
+
+
 def test_a_few_steps_lower_the_loss(tmp_path):
     ds = DistilledSet(write_distilled(tmp_path / "d"))
     p = TrainParams(steps=150, batch_size=4, crop=32, lr=2e-3, log_every=10, checkpoint_every=1000,

@@ -32,12 +32,12 @@ def run_fingerprint(mp: ModelParams, p: TrainParams, manifest: Path, attrs: dict
     return value_hash(mp.model_dump(), p.model_dump(), file_hash(manifest), attrs, code_hash(*CODE_MODULES))
 
 
-def balance_weights(ds: DistilledSet) -> np.ndarray:
-    """Per-sample loss weight 1 / (mean input L1 of its task): haze or low-light errors are ten times
-    blur or JPEG ones, and unbalanced they decide the whole model."""
+def balance_weights(ds: DistilledSet, power: float = 1.0) -> np.ndarray:
+    """Per-sample loss weight 1 / (mean input L1 of its task) ** power: haze or low-light errors are ten
+    times blur or JPEG ones, and unbalanced they decide the whole model; power < 1 balances part-way."""
     err = np.array([np.abs(gt.astype(np.float32) - lq).mean() / 255.0 for gt, lq in map(ds.pair, range(len(ds)))])
     task_err = ds.manifest.assign(err=err).groupby("task")["err"].transform("mean").to_numpy()
-    w = 1.0 / np.maximum(task_err, 1e-3)
+    w = 1.0 / np.maximum(task_err, 1e-3) ** power
     return (w / w.mean()).astype(np.float32)
 
 
@@ -87,7 +87,7 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint_path: Pa
         on_log(row)
     if world.main:
         checkpoint_path.parent.mkdir(parents=True, exist_ok=True)  # a DVC output even before the first save
-    weights = balance_weights(ds) if p.balance == "task" else np.ones(len(ds), np.float32)
+    weights = balance_weights(ds, p.balance_power) if p.balance == "task" else np.ones(len(ds), np.float32)
     task_weight = torch.from_numpy(weights).to(device)
     amp = autocast(p.precision, device)
     net = DistributedDataParallel(state.model, device_ids=[device.index] if device.type == "cuda" else None

@@ -28,6 +28,8 @@ class TrainParams(Section):
     loss_ema: float = Field(0.9, ge=0.0, lt=1.0)
     ema: float = Field(0.995, ge=0.0, lt=1.0, description="decay of the weight average used as the result; 0 = off")
     balance: Literal["task", "none"] = Field("task", description="task: L1 divided by the task's mean input error")
+    balance_power: float = Field(1.0, ge=0.0, le=2.0,
+                                 description="task balance: L1 divided by that error to this power (0 = no balance)")
     checkpoint_every: int = Field(200, ge=1)
     log_every: int = Field(10, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
