@@ -52,6 +52,7 @@ VARIANTS: dict[str, dict] = {
     "tripled-norefine": {**TRIPLED, "refine.enabled": False},
     "tripled-nocurriculum": {**TRIPLED, "train.curriculum": False},
     "tripled-nouncertainty": {**TRIPLED, "select.uncertainty_weight": 0.0},
+    "tripled-distinct": {**TRIPLED, "select.distinct_content": True},
     **{m: {"select.method": m, **BASELINE} for m in METHODS if m != "tripled"},
     "full-long": {"select.method": "full", **BASELINE},
 }

@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import click
+import click.testing
 import pytest
 
 SPEC = importlib.util.spec_from_file_location("quality", Path(__file__).resolve().parents[1] / "bench" / "quality.py")
@@ -22,6 +23,7 @@ def test_run_params_seeds_and_ablations():
     assert quality.run_params("tripled-norefine", 0)["refine.enabled"] is False
     assert quality.run_params("tripled-nostratify", 0)["select.stratify"] is False
     assert quality.run_params("tripled-nouncertainty", 0)["select.uncertainty_weight"] == 0
+    assert quality.run_params("tripled-distinct", 0)["select.distinct_content"] is True
     long = quality.run_params("full-long", 1, steps=3000, long_factor=5)
     assert long["select.method"] == "full" and long["train.steps"] == 15000 and long["train.seed"] == 1
     assert "train.steps" not in quality.run_params("full", 1, steps=3000)
@@ -104,3 +106,46 @@ def test_per_task_models_beside_the_all_in_one_model():
     assert a["vs_all_in_one"]["n"] == 3 and not a["vs_all_in_one"]["beats"]
     md = quality.per_task_markdown(table, 600)
     assert "| tripled | a | 10.00 | 22.00 ± 1.00 | 20.00 ± 1.00 | -2.00 ± 1.00 (n 3) |" in md
+
+
+MERGE_SPEC = importlib.util.spec_from_file_location("merge", Path(__file__).resolve().parents[1] / "bench" / "merge.py")
+merge = importlib.util.module_from_spec(MERGE_SPEC)
+MERGE_SPEC.loader.exec_module(merge)
+
+
+def _write_runs(folder, runs, cpu="cpu A", code="c1"):
+    import json
+
+    for r in runs:
+        r["provenance"] = dict(code_sha256=code, machine=dict(cpu=cpu, amx=True))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "runs.json").write_text(json.dumps(runs))
+    return folder
+
+
+def test_merge_pairs_runs_of_two_invocations(tmp_path):
+    rt = [21.0, 23.0, 22.0]
+    a = _write_runs(tmp_path / "a", [_run("random_task", s, v) for s, v in enumerate(rt)])
+    b = _write_runs(tmp_path / "b", [_run("tripled", s, v + 0.5) for s, v in enumerate(rt)], code="c2")
+    result = click.testing.CliRunner().invoke(merge.main, [str(a), str(b), "--out", str(tmp_path / "m"),
+                                                           "--methods", "tripled,random_task"])
+    assert result.exit_code == 0, result.output
+    s = __import__("json").loads((tmp_path / "m" / "quality.json").read_text())
+    assert s["tripled"]["vs_reference"]["diff_db"] == pytest.approx(0.5) and s["tripled"]["n"] == 3
+    assert s["meta"]["sources"] == {str(a): ["c1"], str(b): ["c2"]}
+    assert "(code c2)" in (tmp_path / "m" / "quality.md").read_text()
+
+
+def test_merge_refuses_runs_that_cannot_be_paired(tmp_path):
+    a = _write_runs(tmp_path / "a", [_run("random_task", 0, 22.0)])
+    other_cpu = _write_runs(tmp_path / "b", [_run("tripled", 0, 22.5)], cpu="cpu B")
+    with pytest.raises(click.ClickException, match="one machine"):
+        merge.load([a, other_cpu])
+    other_test = _run("tripled", 0, 22.5)
+    other_test["eval"]["overall"]["psnr_input"] = 19.0
+    with pytest.raises(click.ClickException, match="other images"):
+        merge.load([a, _write_runs(tmp_path / "c", [other_test])])
+    with pytest.raises(click.ClickException, match="differs"):
+        merge.load([a, _write_runs(tmp_path / "d", [_run("random_task", 0, 22.1)])])
+    runs, _ = merge.load([a, _write_runs(tmp_path / "e", [_run("random_task", 0, 22.0)])])
+    assert len(runs) == 1  # the same run twice counts once

@@ -396,6 +396,53 @@ def test_no_stratify_ignores_the_clusters(scores):
     assert set(select(scores, on)["id"]) != set(select(relabelled, on)["id"])
 
 
+def shared_content_scores(n_tasks=4, n_tiles=300, seed=0) -> pd.DataFrame:
+    """Synthesised tasks: every task degrades the same clean tiles, so complexity and cluster (from the
+    clean side) repeat across tasks; only uncertainty differs a little."""
+    rng = np.random.default_rng(seed)
+    source = rng.integers(0, 30, n_tiles)
+    tiles = [f"img{s}@{i},0" for i, s in enumerate(source)]
+    complexity, cluster = rng.normal(size=n_tiles), rng.integers(0, N_CLUSTERS, n_tiles)
+    uncertainty = np.abs(rng.normal(size=n_tiles))
+    return pd.concat([pd.DataFrame(dict(
+        id=[f"task{t}/{tile}" for tile in tiles], task=f"task{t}", source=source.astype(str), split="train",
+        label=np.nan, complexity=complexity.astype(np.float32),
+        uncertainty=(uncertainty + 0.01 * rng.normal(size=n_tiles)).astype(np.float32), gradient=complexity.astype(np.float32),
+        cluster=cluster.astype(np.int32))) for t in range(n_tasks)]).reset_index(drop=True)
+
+
+def test_content_keys_drop_the_task():
+    from tripled.selection.methods import content_keys
+    ids = pd.Series(["rain/astronaut@0,64", "haze/astronaut@0,64", "haze/sub/dir/x.png", "plain"])
+    assert content_keys(ids).tolist() == ["astronaut@0,64", "astronaut@0,64", "sub/dir/x.png", "plain"]
+
+
+@pytest.mark.parametrize("ratio", [0.02, 0.05, 0.2])
+def test_distinct_content_spreads_the_tasks_over_different_tiles(ratio):
+    """Default: the tasks pick mostly the same clean tiles. distinct_content: every pick shows a different
+    tile (there are enough), with the same per-task budget, deterministically."""
+    from tripled.selection.methods import content_keys
+    scores = shared_content_scores()
+    tile = dict(zip(scores["id"], content_keys(scores["id"])))
+    base = select(scores, SelectParams(method="tripled", ratio=ratio))
+    on = select(scores, SelectParams(method="tripled", ratio=ratio, distinct_content=True))
+    k = budget(len(scores), ratio)
+    assert len(on) == len(base) == k and on["id"].is_unique
+    pd.testing.assert_series_equal(on["id"].str.split("/").str[0].value_counts().sort_index(),
+                                   base["id"].str.split("/").str[0].value_counts().sort_index())
+    assert len({tile[i] for i in on["id"]}) == k
+    assert len({tile[i] for i in base["id"]}) < 0.6 * k  # the failure it fixes
+    pd.testing.assert_frame_equal(on, select(scores, SelectParams(method="tripled", ratio=ratio,
+                                                                  distinct_content=True)))
+
+
+def test_distinct_content_falls_back_when_tiles_run_out():
+    """More picks than tiles: tasks share tiles again, but the budget is still exact."""
+    scores = shared_content_scores(n_tasks=3, n_tiles=20)
+    on = select(scores, SelectParams(method="tripled", ratio=0.8, distinct_content=True))
+    assert len(on) == budget(len(scores), 0.8) and on["id"].is_unique
+
+
 def test_no_uncertainty_ignores_the_uncertainty(scores):
     shuffled = scores.assign(uncertainty=np.random.default_rng(9).permutation(scores["uncertainty"].to_numpy()))
     off = SelectParams(method="tripled", ratio=0.1, uncertainty_weight=0.0)

@@ -43,18 +43,35 @@ def difficulty(scores: pd.DataFrame, uncertainty_weight: float) -> np.ndarray:
     return z(scores["complexity"]) + uncertainty_weight * z(scores["uncertainty"])
 
 
-def _spread(order: np.ndarray, sources: np.ndarray, k: int, used: set) -> list[int]:
-    """k rows evenly spaced along a difficulty ranking, preferring source images not in `used`."""
+def content_keys(ids: pd.Series) -> np.ndarray:
+    """What a sample shows, whatever its task: its id without the task ("rain/astronaut@0,64" ->
+    "astronaut@0,64"). Synthesised tasks degrade the same clean tiles, so they share these keys."""
+    return ids.astype(str).str.split("/", n=1).str[-1].to_numpy()
+
+
+def _prefer(free: np.ndarray, ok: Callable[[int], bool]) -> np.ndarray:
+    """The rows of `free` that pass `ok`, or all of them where none does."""
+    kept = free[[ok(i) for i in free]]
+    return kept if len(kept) else free
+
+
+def _spread(order: np.ndarray, sources: np.ndarray, k: int, used: set,
+            content: np.ndarray | None = None, seen: set | None = None) -> list[int]:
+    """k rows evenly spaced along a difficulty ranking, preferring source images not in `used` and,
+    given `content`, contents not in `seen` (picked by another task)."""
     picks = []
     targets = ((np.arange(k) + 0.5) * len(order) / k).astype(int)
     taken = np.zeros(len(order), bool)
     for t in targets:
-        free = np.flatnonzero(~taken)
-        fresh = free[[sources[order[i]] not in used for i in free]]
-        cand = fresh if len(fresh) else free
+        cand = np.flatnonzero(~taken)
+        if content is not None:
+            cand = _prefer(cand, lambda i: content[order[i]] not in seen)
+        cand = _prefer(cand, lambda i: sources[order[i]] not in used)
         i = int(cand[np.argmin(np.abs(cand - t))])
         taken[i] = True
         used.add(sources[order[i]])
+        if content is not None:
+            seen.add(content[order[i]])
         picks.append(int(order[i]))
     return picks
 
@@ -63,11 +80,14 @@ def select_tripled(scores: pd.DataFrame, emb: np.ndarray | None, k: int, p: Sele
                    rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
     """Budget per task, then per feature cluster, in proportion to size; hardest outliers trimmed;
     inside each cluster picks spread over the difficulty ranking and over source images.
-    `select.stratify: false` (ablation) treats each task as one cluster."""
+    `select.stratify: false` (ablation) treats each task as one cluster. `select.distinct_content`:
+    each task prefers contents (clean tiles) no earlier task has picked."""
     hard = difficulty(scores, p.uncertainty_weight)
     picks, weights = [], []
     tasks, sources = scores["task"].to_numpy(), scores["source"].to_numpy()
     all_clusters = scores["cluster"].to_numpy() if p.stratify else np.zeros(len(scores), np.int32)
+    content = content_keys(scores["id"]) if p.distinct_content else None
+    seen: set = set()  # contents picked so far, across tasks
     task_names, task_sizes = np.unique(tasks, return_counts=True)
     for task, kt in zip(task_names, apportion(task_sizes, k)):
         rows = np.flatnonzero(tasks == task)
@@ -80,7 +100,7 @@ def select_tripled(scores: pd.DataFrame, emb: np.ndarray | None, k: int, p: Sele
             if kc == 0:
                 continue
             members = keep[clusters == c]  # already sorted by difficulty
-            picked = _spread(members, sources, int(kc), used)
+            picked = _spread(members, sources, int(kc), used, content, seen)
             picks += picked
             weights += [len(members) / kc] * len(picked)
     return picks, np.asarray(weights)
@@ -192,6 +212,8 @@ class SelectParams(Section):
     trim: float = Field(0.02, ge=0.0, lt=0.5, description="hardest fraction dropped as outliers")
     uncertainty_weight: float = Field(0.5, ge=0.0, description="0 = ablation without uncertainty")
     stratify: bool = Field(True, description="tripled: budget per feature cluster; false = ablation, per task only")
+    distinct_content: bool = Field(False, description="tripled: each task prefers clean tiles no other task "
+                                                      "has picked")
     seed: int = 0
 
     @field_validator("ratio")
