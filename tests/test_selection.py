@@ -406,8 +406,8 @@ def shared_content_scores(n_tasks=4, n_tiles=300, seed=0) -> pd.DataFrame:
     uncertainty = np.abs(rng.normal(size=n_tiles))
     return pd.concat([pd.DataFrame(dict(
         id=[f"task{t}/{tile}" for tile in tiles], task=f"task{t}", source=source.astype(str), split="train",
-        label=np.nan, complexity=complexity.astype(np.float32),
-        uncertainty=(uncertainty + 0.01 * rng.normal(size=n_tiles)).astype(np.float32), gradient=complexity.astype(np.float32),
+        label=np.nan, complexity=complexity.astype(np.float32), gradient=complexity.astype(np.float32),
+        uncertainty=(uncertainty + 0.01 * rng.normal(size=n_tiles)).astype(np.float32),
         cluster=cluster.astype(np.int32))) for t in range(n_tasks)]).reset_index(drop=True)
 
 
