@@ -5,7 +5,7 @@ import torch
 from tests.helpers import write_distilled
 from tripled.data.distilled import DistilledSet
 from tripled.training.curriculum import CurriculumSampler
-from tripled.training.loop import StepTimes, balance_weights, train
+from tripled.training.loop import StepTimes, _update, balance_weights, initial_state, schedule, train
 from tripled.training.params import ModelParams, TrainParams
 
 MODEL = ModelParams(arch="nafnet", kwargs=dict(width=8, enc_blk_nums=[1, 1], dec_blk_nums=[1, 1]))
@@ -72,6 +72,35 @@ def test_bf16_training_on_the_cpu_learns_like_fp32(tmp_path):
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.2)
 
 
+def _lrs(p: TrainParams) -> list[float]:
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=p.lr)
+    sched, lrs = schedule(opt, p), []
+    for _ in range(p.steps):
+        lrs.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+def test_warmup_rises_linearly_then_decays_like_the_cosine():
+    cold = _lrs(TrainParams(steps=100, lr=1.0))
+    warm = _lrs(TrainParams(steps=100, lr=1.0, warmup_steps=20))
+    assert cold[0] == 1.0 and cold[-1] == pytest.approx(0.01, abs=0.01)  # off: the cosine alone, as before
+    assert warm[0] == pytest.approx(0.01) and np.all(np.diff(warm[:21]) > 0) and warm[20] == pytest.approx(1.0)
+    assert np.allclose(np.diff(warm[:20]), 0.99 / 20)
+    assert np.all(np.diff(warm[20:]) < 0) and warm[-1] == pytest.approx(cold[-1], abs=0.01)
+
+
+def test_grad_clip_bounds_the_step(tmp_path):
+    ds = DistilledSet(write_distilled(tmp_path / "d"))
+    norms = {}
+    for clip in (0.0, 1e-3):
+        state = initial_state(ds, MODEL, TrainParams(lr=1e-9, grad_clip=clip), torch.device("cpu"))
+        _update(state, sum(w.square().sum() + w.sum() for w in state.model.parameters()), clip)
+        norms[clip] = torch.nn.utils.get_total_norm([w.grad for w in state.model.parameters() if w.grad is not None])
+    assert norms[0.0] > 1.0 and norms[1e-3] == pytest.approx(1e-3, rel=1e-3)
+
+
 def test_curriculum_switches_stage(tmp_path):
     ds = DistilledSet(write_distilled(tmp_path / "d"))
     p = TrainParams(steps=20, batch_size=2, crop=16, log_every=5, stage1_fraction=0.5)
@@ -79,12 +108,13 @@ def test_curriculum_switches_stage(tmp_path):
     assert [c["stage"] for c in curve] == [1, 1, 2, 2]
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_resume_continues_exactly(tmp_path, workers):
-    # With loader processes, batches drawn ahead of the checkpoint are replayed from it.
+@pytest.mark.parametrize("workers, warmup_steps, grad_clip", [(0, 0, 0.0), (2, 0, 0.0), (0, 16, 0.05)])
+def test_resume_continues_exactly(tmp_path, workers, warmup_steps, grad_clip):
+    # With loader processes, batches drawn ahead of the checkpoint are replayed from it; a warm-up that
+    # ends after the checkpoint resumes in step too.
     ds = DistilledSet(write_distilled(tmp_path / "d"))
     p = TrainParams(steps=20, batch_size=4, crop=24, log_every=3, checkpoint_every=7, stage1_fraction=0.2,
-                    workers=workers)
+                    workers=workers, warmup_steps=warmup_steps, grad_clip=grad_clip)
     full_model, full_curve = train(ds, MODEL, p, tmp_path / "a.pt", "f")
     assert (tmp_path / "a.pt").is_file()  # last checkpoint at step 14
     # A run that died after step 14 left that checkpoint: a rerun continues from it (steps 15-20 only).

@@ -48,8 +48,18 @@ class StepTimes:
     total: list[float] = field(default_factory=list)
 
 
+def schedule(opt: torch.optim.Optimizer, p: TrainParams) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine decay to 1 % of p.lr by the last step, after p.warmup_steps of linear rise from 1 %."""
+    warm = min(p.warmup_steps, p.steps - 1)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.steps - warm, eta_min=p.lr * 0.01)
+    if not warm:
+        return cosine
+    rise = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=warm)
+    return torch.optim.lr_scheduler.SequentialLR(opt, [rise, cosine], milestones=[warm])
+
+
 def initial_state(ds: DistilledSet, mp: ModelParams, p: TrainParams, device: torch.device) -> TrainState:
-    """A fresh run: seeded model (identity at start), weight average, AdamW with a cosine schedule, curriculum."""
+    """A fresh run: seeded model (identity at start), weight average, AdamW with its schedule, curriculum."""
     torch.manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)
     model = build_model(mp.arch, **mp.kwargs).to(device)
@@ -58,7 +68,7 @@ def initial_state(ds: DistilledSet, mp: ModelParams, p: TrainParams, device: tor
     average = torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(p.ema)) if p.ema else None
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.steps, eta_min=p.lr * 0.01)
+    sched = schedule(opt, p)
     m = ds.manifest
     # No curriculum (ablation): stage 2 from the first step, drawing from all samples by weight only.
     switch, mix = (int(round(p.stage1_fraction * p.steps)), p.stage2_mix) if p.curriculum else (0, 0.0)
@@ -114,7 +124,7 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint_path: Pa
         with amp:
             out = net(lq)
         per_sample = (out.float() - gt).abs().mean((1, 2, 3)) * task_weight[idx[planner.share]]
-        _update(state, per_sample.mean())
+        _update(state, per_sample.mean(), p.grad_clip)
         every = distributed.gather(per_sample.detach())  # the whole batch, rank by rank
         state.sampler.update(idx, every.cpu().numpy())
         state.window.append(every.mean().item())
@@ -129,9 +139,11 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint_path: Pa
     return state.result.eval().cpu(), state.curve
 
 
-def _update(state: TrainState, loss: torch.Tensor) -> None:
+def _update(state: TrainState, loss: torch.Tensor, clip: float = 0.0) -> None:
     state.opt.zero_grad(set_to_none=True)
     loss.backward()
+    if clip:  # one outlier batch of a tiny set must not throw the weights far
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), clip)
     state.opt.step()
     state.sched.step()
     if state.average is not None:

@@ -26,6 +26,8 @@ class TrainParams(Section):
     eval_every: int = Field(0, ge=0, description="PSNR on held-out tiles every this many steps; 0 = off")
     eval_samples: int = Field(64, ge=1, description="held-out tiles per task for that PSNR curve")
     loss_ema: float = Field(0.9, ge=0.0, lt=1.0)
+    warmup_steps: int = Field(0, ge=0, description="linear learning-rate warm-up before the cosine decay; 0 = off")
+    grad_clip: float = Field(0.0, ge=0.0, description="largest gradient L2 norm per step; 0 = off")
     ema: float = Field(0.995, ge=0.0, lt=1.0, description="decay of the weight average used as the result; 0 = off")
     balance: Literal["task", "none"] = Field("task", description="task: L1 divided by the task's mean input error")
     balance_power: float = Field(1.0, ge=0.0, le=2.0,
