@@ -1,11 +1,12 @@
 """One quality table from the runs of several `bench/quality.py` invocations.
 
-    python bench/merge.py --out DIR [--reference random_task] [--methods a,b] SRC_DIR...
+    python bench/merge.py --out DIR [--reference random_task] [--methods a,b] [--suffix SRC_DIR +x] SRC_DIR...
 
 Each SRC_DIR holds a runs.json. Runs are paired by seed, so they must come from one machine (checked:
 the CPU and its AMX/BF16 flags) and test on one test set (checked: the degraded input's PSNR). A method
 and seed found twice must agree. Writes DIR/quality.md and DIR/quality.json; the latter lists, per
-source, the code hashes its runs ran, so a table that mixes code versions says so.
+source, the code hashes its runs ran, so a table that mixes code versions says so. `--suffix SRC_DIR +x`
+renames that source's methods (tripled -> tripled+x): one method under two settings, paired by seed.
 """
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ quality = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(quality)
 
 
-def load(sources: list[Path]) -> tuple[list[dict], dict[str, list[str]]]:
-    """The runs of every source, checked to be comparable; and each source's code hashes."""
+def load(sources: list[Path], suffixes: dict[Path, str] | None = None) -> tuple[list[dict], dict[str, list[str]]]:
+    """The runs of every source, checked to be comparable; and each source's code hashes. A source in
+    `suffixes` has that suffix appended to its method names."""
+    suffixes = suffixes or {}
     runs: dict[tuple[str, int], dict] = {}
     codes: dict[str, list[str]] = {}
     machine = inputs = None
@@ -46,6 +49,7 @@ def load(sources: list[Path]) -> tuple[list[dict], dict[str, list[str]]]:
             elif inp != inputs:
                 raise click.ClickException(f"{path}: {r['method']} seed {r['seed']} was tested on other images "
                                            f"(input PSNR and tasks {inp} against {inputs})")
+            r = {**r, "method": r["method"] + suffixes.get(src, "")}
             key = (r["method"], r["seed"])
             if key in runs and runs[key]["eval"]["overall"] != r["eval"]["overall"]:
                 raise click.ClickException(f"{path}: {key[0]} seed {key[1]} differs from the same run in "
@@ -59,8 +63,15 @@ def load(sources: list[Path]) -> tuple[list[dict], dict[str, list[str]]]:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--reference", default="random_task", show_default=True)
 @click.option("--methods", default="", help="comma-separated, in table order (default: all found).")
-def main(sources: tuple[Path, ...], out_dir: Path, reference: str, methods: str) -> None:
-    runs, codes = load(list(sources))
+@click.option("--suffix", "suffixes", multiple=True, type=(click.Path(path_type=Path), str),
+              help="SRC_DIR SUFFIX: append SUFFIX to the method names of that source's runs.")
+def main(sources: tuple[Path, ...], out_dir: Path, reference: str, methods: str,
+         suffixes: tuple[tuple[Path, str], ...]) -> None:
+    named = dict(suffixes)
+    unknown = set(named) - set(sources)
+    if unknown:
+        raise click.ClickException(f"--suffix names {', '.join(map(str, sorted(unknown)))}, not a source")
+    runs, codes = load(list(sources), named)
     names = [m for m in methods.split(",") if m] or list(dict.fromkeys(r["method"] for r in runs))
     runs = [r for r in runs if r["method"] in names]
     missing = set(names) - {r["method"] for r in runs}

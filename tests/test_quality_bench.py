@@ -136,6 +136,21 @@ def test_merge_pairs_runs_of_two_invocations(tmp_path):
     assert "(code c2)" in (tmp_path / "m" / "quality.md").read_text()
 
 
+def test_merge_suffix_pairs_one_method_under_two_settings(tmp_path):
+    a = _write_runs(tmp_path / "a", [_run("tripled", s, v) for s, v in enumerate([21.0, 23.0, 22.0])])
+    b = _write_runs(tmp_path / "b", [_run("tripled", s, v) for s, v in enumerate([22.0, 23.5, 22.0])])
+    out = tmp_path / "m"
+    result = click.testing.CliRunner().invoke(merge.main, [str(a), str(b), "--out", str(out), "--reference",
+                                                           "tripled", "--suffix", str(b), "+warm"])
+    assert result.exit_code == 0, result.output
+    s = __import__("json").loads((out / "quality.json").read_text())
+    # per seed +1, +0.5, 0: mean 0.5, SE = std([1, 0.5, 0], ddof=1) / sqrt(3) = 0.5 / sqrt(3)
+    assert s["tripled+warm"]["vs_reference"]["diff_db"] == pytest.approx(0.5)
+    assert s["tripled+warm"]["vs_reference"]["se_db"] == pytest.approx(0.5 / 3 ** 0.5, abs=1e-3)
+    bad = click.testing.CliRunner().invoke(merge.main, [str(a), "--out", str(out), "--suffix", str(b), "+x"])
+    assert bad.exit_code != 0 and "not a source" in bad.output
+
+
 def test_merge_refuses_runs_that_cannot_be_paired(tmp_path):
     a = _write_runs(tmp_path / "a", [_run("random_task", 0, 22.0)])
     other_cpu = _write_runs(tmp_path / "b", [_run("tripled", 0, 22.5)], cpu="cpu B")
