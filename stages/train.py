@@ -14,7 +14,7 @@ from dvclive import Live
 from tripled.data.distilled import DistilledSet
 from tripled.data.index import load_index
 from tripled.device import pick_device, use_available_cores
-from tripled.evaluation.evaluate import evaluate, held_out, summarise
+from tripled.evaluation.evaluate import evaluate, held_out, left_out, summarise
 from tripled.publish import atomic, write_json
 from tripled.restorers import read_restorer, restorer_section
 from tripled.stage import StageCommand, for_restorer, index_option, params_option, path_option, restorer_option
@@ -22,7 +22,7 @@ from tripled.training.distributed import launched
 from tripled.training.loop import run_fingerprint, train
 from tripled.training.params import ModelParams, TrainParams
 
-CURVES = ("loss", "lr", "stage", "psnr")
+CURVES = ("loss", "lr", "stage", "psnr", "val_psnr")
 
 
 @contextmanager
@@ -62,22 +62,31 @@ def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, index_
     p = restorer_section(TrainParams, "train", restorer, params_path)
     ds = DistilledSet(data_path, memory_limit=p.in_memory_mb << 20)
     fingerprint = run_fingerprint(mp, p, data_path / "manifest.parquet", ds.attrs)
-    validate, validating = None, [0.0]
+    validating = [0.0]
+
+    def scorer(rows):
+        def psnr(model: torch.nn.Module) -> float:
+            t = time.perf_counter()
+            value = summarise(evaluate(copy.deepcopy(model).cpu(), rows, progress=False))["overall"]["psnr"]
+            validating[0] += time.perf_counter() - t
+            return value
+        return psnr
+
+    validate = judge = None
     if p.eval_every:
         index = read_restorer(restorer, params_path).rows(load_index(index_path, params_path), restorer)
-        rows = held_out(index, p.eval_samples, p.seed)
-
-        def validate(model: torch.nn.Module) -> float:
-            t = time.perf_counter()
-            psnr = summarise(evaluate(copy.deepcopy(model).cpu(), rows, progress=False))["overall"]["psnr"]
-            validating[0] += time.perf_counter() - t
-            return psnr
+        validate = scorer(held_out(index, p.eval_samples, p.seed))
+        if p.keep_best:
+            rest = left_out(index, ds.manifest["id"], p.eval_samples, p.seed)
+            judge = scorer(rest) if len(rest) else None
+            click.echo(f"train: keep_best judges on {len(rest)} training tiles left out of the set" if len(rest)
+                       else "train: keep_best: no training tile is left out of the set; the last weights are kept")
 
     (out / "restorer.pt").unlink(missing_ok=True)  # while this run trains, no older result reads as its result
     started = time.perf_counter()
     with launched(cuda=pick_device(p.device).type == "cuda") as world, live_curves(metrics_dir / "dvclive") as log:
         model, curve = train(ds, mp, p, out / "checkpoints" / "last.pt", fingerprint, validate=validate,
-                             on_log=log)
+                             judge=judge, on_log=log)
     if not world.main:
         return
     seconds = time.perf_counter() - started - validating[0]

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from tests.helpers import smooth_images
-from tripled.evaluation.evaluate import complexity_histogram, evaluate, summarise
+from tripled.evaluation.evaluate import complexity_histogram, evaluate, held_out, left_out, summarise
 
 
 def _test_split(tmp_path, n=4, size=48):
@@ -154,3 +154,16 @@ def test_unseen_specs_are_checked_at_the_edge():
         EvalParams(unseen=[{"type": "snow"}])
     with pytest.raises(ValidationError, match="distinct names"):
         EvalParams(unseen=[{"type": "jpeg"}, {"type": "jpeg", "quality": 20}])
+
+
+def test_left_out_draws_training_rows_the_set_did_not_keep():
+    tasks = [t for t in "ab" for _ in range(10)]
+    index = pd.DataFrame(dict(id=[f"{t}/{i % 10}" for i, t in enumerate(tasks)], task=tasks,
+                              split=(["train"] * 8 + ["test"] * 2) * 2))
+    kept = pd.Series(["a/0", "a/1", "b/0"])
+    rows = left_out(index, kept, 3, seed=0)
+    assert rows.groupby("task").size().to_dict() == {"a": 3, "b": 3}
+    assert (rows["split"] == "train").all() and not rows["id"].isin(kept).any()
+    assert rows.equals(left_out(index, kept, 3, seed=0)) and not rows.equals(left_out(index, kept, 3, seed=1))
+    assert len(left_out(index, index["id"], 3, seed=0)) == 0  # the full set leaves nothing out
+    assert set(held_out(index, 5, 0)["split"]) == {"test"}

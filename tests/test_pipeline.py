@@ -71,6 +71,25 @@ def test_every_output(repo: Path) -> None:
     assert pd.read_csv(repo / "plots/all/complexity.csv")["selected"].sum() == len(subset)
 
 
+def test_keep_best_judges_on_training_tiles_left_out(repo: Path, tmp_path: Path) -> None:
+    """train.keep_best, by the stage script outside DVC (its own params file and outputs)."""
+    import yaml
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["keep_best"] = True
+    (repo / "params-best.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        log = _run(["python", "stages/train.py", "--params", "params-best.yaml", "--out", str(tmp_path / "model"),
+                    "--metrics", str(tmp_path / "metrics")], repo)
+        n_tasks = 2
+        assert f"judges on {8 * n_tasks} training tiles left out of the set" in log  # eval_samples 8 per task
+        judged = pd.read_csv(tmp_path / "metrics/dvclive/plots/metrics/val_psnr.tsv", sep="\t")
+        assert list(judged["step"]) == [10, 20, 30] and judged["val_psnr"].between(10, 60).all()
+        assert (tmp_path / "model/restorer.pt").is_file()
+    finally:
+        (repo / "params-best.yaml").unlink()
+
+
 def test_rerun_is_noop_and_reruns_only_what_changed(repo: Path) -> None:
     assert _ran(_run(["dvc", "repro"], repo)) == set()
 

@@ -101,6 +101,37 @@ def test_grad_clip_bounds_the_step(tmp_path):
     assert norms[0.0] > 1.0 and norms[1e-3] == pytest.approx(1e-3, rel=1e-3)
 
 
+def _judged(scores: list[float]):
+    """A judge returning `scores` in turn and keeping the weights it saw at each call."""
+    seen = []
+
+    def judge(model):
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        return scores[len(seen) - 1]
+    return judge, seen
+
+
+def test_keep_best_returns_the_best_judged_weights_and_survives_a_resume(tmp_path):
+    ds = DistilledSet(write_distilled(tmp_path / "d"))
+    p = TrainParams(steps=20, batch_size=4, crop=24, log_every=2, eval_every=6, checkpoint_every=7, keep_best=True)
+    judge, seen = _judged([1.0, 5.0, 2.0, 3.0])  # judged at steps 6, 12, 18 and the last, 20
+    model, curve = train(ds, MODEL, p, tmp_path / "a.pt", "f", judge=judge)
+    assert [r["step"] for r in curve if "val_psnr" in r] == [6, 12, 18, 20] and len(seen) == 4
+    assert all(torch.equal(a, seen[1][k]) for k, a in model.state_dict().items())  # step 12's
+    last, _ = train(ds, MODEL, p.model_copy(update=dict(keep_best=False)), tmp_path / "b.pt", "f",
+                    judge=_judged([1.0, 5.0, 2.0, 3.0])[0])
+    assert all(torch.equal(a, seen[3][k]) for k, a in last.state_dict().items())  # without: the last
+    # The checkpoint of step 14 holds step 12's weights as the best so far: a resumed run still returns them.
+    resumed, resumed_curve = train(ds, MODEL, p, tmp_path / "a.pt", "f", judge=_judged([2.0, 3.0])[0])
+    assert resumed_curve == curve
+    assert all(torch.equal(a, seen[1][k]) for k, a in resumed.state_dict().items())
+
+
+def test_keep_best_needs_eval_steps():
+    with pytest.raises(ValueError, match="eval_every"):
+        TrainParams(keep_best=True, eval_every=0)
+
+
 def test_curriculum_switches_stage(tmp_path):
     ds = DistilledSet(write_distilled(tmp_path / "d"))
     p = TrainParams(steps=20, batch_size=2, crop=16, log_every=5, stage1_fraction=0.5)

@@ -55,13 +55,24 @@ def evaluate(model: torch.nn.Module, test: pd.DataFrame, tile: int = 0, overlap:
     return pd.DataFrame(rows)
 
 
+def _per_task(rows: pd.DataFrame, per_task: int, seed: int) -> pd.DataFrame:
+    parts = [g.sample(n=min(per_task, len(g)), random_state=seed) for _, g in rows.groupby("task")]
+    return pd.concat(parts).sort_values("id", kind="stable") if parts else rows
+
+
 def held_out(index: pd.DataFrame, per_task: int, seed: int) -> pd.DataFrame:
     """Up to `per_task` test rows of every task, drawn at random for `seed`: a quick validation set."""
     test = index[index["split"] == "test"]
     if test.empty:
         raise ValueError("no test rows for the PSNR curve: data.test_fraction is 0")
-    parts = [g.sample(n=min(per_task, len(g)), random_state=seed) for _, g in test.groupby("task")]
-    return pd.concat(parts).sort_values("id", kind="stable")
+    return _per_task(test, per_task, seed)
+
+
+def left_out(index: pd.DataFrame, kept: pd.Series, per_task: int, seed: int) -> pd.DataFrame:
+    """Up to `per_task` training rows of every task that the distilled set (ids `kept`) left out: a
+    validation set that never touches the test split (empty for the full set)."""
+    rest = index[(index["split"] == "train") & ~index["id"].isin(kept)]
+    return _per_task(rest, per_task, seed)
 
 
 def summarise(per_sample: pd.DataFrame) -> dict:

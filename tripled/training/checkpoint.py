@@ -16,7 +16,8 @@ from tripled.training.curriculum import CurriculumSampler
 class TrainState:
     """Model, weight average, optimizer, schedule, random draws, curriculum and logs of a run at `step`.
 
-    `pending`: batch plans drawn but not yet trained on (by step), so a resumed run replays them."""
+    `pending`: batch plans drawn but not yet trained on (by step), so a resumed run replays them.
+    `best`: the result's weights at the best-judged eval step so far, and `best_score` that judgement."""
 
     model: nn.Module
     average: torch.optim.swa_utils.AveragedModel | None
@@ -28,6 +29,8 @@ class TrainState:
     curve: list[dict] = field(default_factory=list)
     window: list[float] = field(default_factory=list)
     pending: dict[int, np.ndarray] = field(default_factory=dict)
+    best: dict[str, torch.Tensor] | None = None
+    best_score: float = float("-inf")
 
     def save(self, path: Path, fingerprint: str) -> None:
         state = dict(fingerprint=fingerprint, step=self.step, model=self.model.state_dict(),
@@ -35,7 +38,7 @@ class TrainState:
                      opt=self.opt.state_dict(), sched=self.sched.state_dict(), rng=self.rng.bit_generator.state,
                      torch_rng=torch.get_rng_state(), running=torch.from_numpy(self.sampler.running),
                      pending={str(k): torch.from_numpy(v) for k, v in self.pending.items()},
-                     curve=self.curve, window=self.window)
+                     curve=self.curve, window=self.window, best=self.best or {}, best_score=self.best_score)
         with atomic(path) as tmp:
             torch.save(state, tmp)
 
@@ -56,6 +59,7 @@ class TrainState:
         self.sampler.running = state["running"].numpy()
         self.step, self.curve, self.window = state["step"], state["curve"], state["window"]
         self.pending = {int(k): v.numpy() for k, v in state["pending"].items()}
+        self.best, self.best_score = state["best"] or None, state["best_score"]
         return True
 
     @property

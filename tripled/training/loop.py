@@ -2,6 +2,7 @@
 checkpoints and exact resume; one process, or several under torchrun (DDP)."""
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from collections.abc import Callable
@@ -79,13 +80,16 @@ def initial_state(ds: DistilledSet, mp: ModelParams, p: TrainParams, device: tor
 
 def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint_path: Path, fingerprint: str,
           *, times: StepTimes | None = None, validate: Callable[[torch.nn.Module], float] | None = None,
+          judge: Callable[[torch.nn.Module], float] | None = None,
           on_log: Callable[[dict], None] | None = None) -> tuple[torch.nn.Module, list[dict]]:
     """Train for p.steps, resuming from `checkpoint_path` when it was written for the same fingerprint.
 
     Under torchrun each process trains on its share of every batch with DistributedDataParallel;
     all draw the same batch plans and see all losses, so their curricula stay in step.
     `validate(model) -> PSNR` is recorded (by rank 0) as `psnr` in the curve every p.eval_every steps
-    (at log steps). `on_log(row)` sees every row of the curve once, in order, as it is made (rank 0): a
+    (at log steps). `judge(model) -> PSNR` on tiles outside the test split, at the same steps and the
+    last, is recorded as `val_psnr`; with p.keep_best the result is the weights it judged best.
+    `on_log(row)` sees every row of the curve once, in order, as it is made (rank 0): a
     resumed run first replays the rows its checkpoint holds, so a live log ends up with each step once."""
     device, world = pick_device(p.device), distributed.current()
     state = initial_state(ds, mp, p, device)
@@ -130,13 +134,17 @@ def train(ds: DistilledSet, mp: ModelParams, p: TrainParams, checkpoint_path: Pa
         state.window.append(every.mean().item())
         state.step = step + 1
         if state.step % p.log_every == 0 or state.step == p.steps:
-            on_log(_log(state, p, validate if world.main else None))
+            on_log(_log(state, p, *((validate, judge) if world.main else (None, None))))
         if world.main and state.step % p.checkpoint_every == 0 and state.step < p.steps:
             state.save(checkpoint_path, fingerprint)
         if times is not None:
             times.data.append(waited)
             times.total.append(time.perf_counter() - began)
-    return state.result.eval().cpu(), state.curve
+    result = state.result
+    if p.keep_best and state.best is not None:
+        result = copy.deepcopy(result)
+        result.load_state_dict(state.best)
+    return result.eval().cpu(), state.curve
 
 
 def _update(state: TrainState, loss: torch.Tensor, clip: float = 0.0) -> None:
@@ -150,8 +158,10 @@ def _update(state: TrainState, loss: torch.Tensor, clip: float = 0.0) -> None:
         state.average.update_parameters(state.model)
 
 
-def _log(state: TrainState, p: TrainParams, validate: Callable[[torch.nn.Module], float] | None) -> dict:
-    """One row of the curve: mean loss since the last row, learning rate, stage; held-out PSNR when due."""
+def _log(state: TrainState, p: TrainParams, validate: Callable[[torch.nn.Module], float] | None,
+         judge: Callable[[torch.nn.Module], float] | None = None) -> dict:
+    """One row of the curve: mean loss since the last row, learning rate, stage; held-out PSNR when due,
+    and the judged PSNR, keeping the best-judged weights."""
     row = dict(step=state.step, loss=float(np.mean(state.window)), lr=state.sched.get_last_lr()[0],
                stage=state.sampler.stage_at(state.step - 1))
     state.curve.append(row)
@@ -159,4 +169,10 @@ def _log(state: TrainState, p: TrainParams, validate: Callable[[torch.nn.Module]
     if validate is not None and p.eval_every and state.step % p.eval_every == 0:
         row["psnr"] = float(validate(state.result.eval()))
         state.result.train()
+    if judge is not None and p.eval_every and (state.step % p.eval_every == 0 or state.step == p.steps):
+        row["val_psnr"] = score = float(judge(state.result.eval()))
+        state.result.train()
+        if score > state.best_score:
+            state.best_score = score
+            state.best = {k: v.detach().cpu().clone() for k, v in state.result.state_dict().items()}
     return row

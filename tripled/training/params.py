@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tripled.params import PRECISION_HELP, Precision, Section
 from tripled.training.archs import ArchName
@@ -28,6 +28,8 @@ class TrainParams(Section):
     loss_ema: float = Field(0.9, ge=0.0, lt=1.0)
     warmup_steps: int = Field(0, ge=0, description="linear learning-rate warm-up before the cosine decay; 0 = off")
     grad_clip: float = Field(0.0, ge=0.0, description="largest gradient L2 norm per step; 0 = off")
+    keep_best: bool = Field(False, description="result: the weight average at the eval step that scored best on "
+                            "training tiles the distilled set left out (needs eval_every); false: the last")
     ema: float = Field(0.995, ge=0.0, lt=1.0, description="decay of the weight average used as the result; 0 = off")
     balance: Literal["task", "none"] = Field("task", description="task: L1 divided by the task's mean input error")
     balance_power: float = Field(1.0, ge=0.0, le=2.0,
@@ -42,3 +44,9 @@ class TrainParams(Section):
     channels_last: bool = Field(False, description="NHWC memory layout (faster convolutions on recent GPUs)")
     compile: bool = Field(False, description="torch.compile the model (needs a C++ compiler; slow first steps)")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _keep_best_needs_evals(self) -> TrainParams:
+        if self.keep_best and not self.eval_every:
+            raise ValueError("train.keep_best judges the weights every train.eval_every steps: set eval_every > 0")
+        return self
