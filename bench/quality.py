@@ -115,14 +115,20 @@ def one_run(project: Path, method: str, seed: int, overrides: dict[str, object],
     _run(["dvc", "exp", "run", *sets], project, threads)
     wall = time.perf_counter() - started
     train = json.loads((project / "metrics/all/train.json").read_text())
-    psnr = project / "metrics/all/dvclive/plots/metrics/psnr.tsv"
-    curve = pd.read_csv(psnr, sep="\t") if psnr.is_file() else pd.DataFrame(columns=["step", "psnr"])
+    curve = pd.DataFrame(columns=["step", "psnr"])
+    for name in ("psnr", "val_psnr"):  # held-out test PSNR; with train.keep_best, the judged PSNR
+        tsv = project / f"metrics/all/dvclive/plots/metrics/{name}.tsv"
+        if tsv.is_file():
+            table = pd.read_csv(tsv, sep="\t")[["step", name]]
+            curve = table if curve.empty else curve.merge(table, on="step", how="outer")
+    curve = curve.astype(object).where(curve.notna(), None)  # JSON null, not NaN, where a curve has no value
     params = run_config(project, overrides)
     prov = dict(provenance(params, code), threads=threads)
     per_task = {path.parent.name: json.loads(path.read_text()) for path in sorted(project.glob("metrics/*/eval.json"))
                 if path.parent.name != "all" and path.parent.name in params["restorers"]}
     return dict(method=method, seed=seed, eval=json.loads((project / "metrics/all/eval.json").read_text()),
                 train_seconds=train.get("seconds"), samples=train["samples"], wall_seconds=round(wall, 1),
+                **{k: train[k] for k in ("kept_step",) if k in train},
                 curve=curve.to_dict("list"), provenance=prov, **({"per_task": per_task} if per_task else {}))
 
 
@@ -309,7 +315,8 @@ def curves(runs: list[dict]) -> pd.DataFrame:
     frames = [pd.DataFrame(r["curve"]).assign(method=r["method"]) for r in runs if r["curve"].get("step")]
     if not frames:
         return pd.DataFrame(columns=["step"])
-    return pd.concat(frames).groupby(["step", "method"])["psnr"].mean().unstack("method").round(4).reset_index()
+    table = pd.concat(frames).astype({"psnr": float})
+    return table.groupby(["step", "method"])["psnr"].mean().unstack("method").round(4).reset_index()
 
 
 @click.command()

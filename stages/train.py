@@ -94,8 +94,12 @@ def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, index_
         torch.save(model.state_dict(), tmp)
     write_json(out / "restorer.json", dict(arch=mp.arch, kwargs=mp.kwargs))
     # seconds: wall time of this run's training loop without the PSNR curve (a resumed run: its own part)
-    write_json(metrics_dir / "train.json", dict(steps=p.steps, samples=len(ds), final_loss=round(curve[-1]["loss"], 6),
-                                                seconds=round(seconds, 2)))
+    summary = dict(steps=p.steps, samples=len(ds), final_loss=round(curve[-1]["loss"], 6), seconds=round(seconds, 2))
+    judged = [row for row in curve if "val_psnr" in row]
+    if p.keep_best and judged:  # which eval step's weights the result is (the first of equal scores)
+        best = max(judged, key=lambda row: row["val_psnr"])
+        summary.update(kept_step=best["step"], kept_val_psnr=round(best["val_psnr"], 4))
+    write_json(metrics_dir / "train.json", summary)
     click.echo(f"train: {p.steps} steps on {len(ds)} pairs, loss {curve[0]['loss']:.4f} -> {curve[-1]['loss']:.4f}")
 
 

@@ -26,7 +26,8 @@ def _bench(out, *args):
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
 def test_runs_side_by_side_equal_runs_alone_and_are_kept(tmp_path):
-    log = _bench(tmp_path, "--jobs", "2", "--threads", "1")
+    best = ("--eval-every", "10", "--set", "train.keep_best=true")  # curves, and the judged weights kept
+    log = _bench(tmp_path, "--jobs", "2", "--threads", "1", *best)
     assert "0 runs kept" in log and "4 to run, 2 at a time on 1 thread(s) each" in log
     assert (tmp_path / "project-1").is_dir()  # the second job's copy
     runs = json.loads((tmp_path / "runs.json").read_text())
@@ -35,11 +36,18 @@ def test_runs_side_by_side_equal_runs_alone_and_are_kept(tmp_path):
     assert all(r["provenance"]["threads"] == 1 and r["provenance"]["params_sha256"] for r in runs)
     summary = json.loads((tmp_path / "quality.json").read_text())
     assert summary["full"]["vs_reference"]["n"] == 2 and "seeds_needed" in summary["full"]["vs_reference"]
+    for r in runs:  # the full set leaves no training tile out to judge on: its last weights, no val_psnr
+        assert r["curve"]["step"] == [10, 20] and len(r["curve"]["psnr"]) == 2
+        judged = r["curve"].get("val_psnr")
+        if r["method"] == "full":
+            assert judged is None and "kept_step" not in r
+        else:
+            assert r["kept_step"] == [10, 20][judged.index(max(judged))]
 
     # drop one run: a rerun alone (one job) recomputes only it, with the same result to the last digit
     dropped = next(r for r in runs if (r["method"], r["seed"]) == ("random_task", 1))
     (tmp_path / "runs.json").write_text(json.dumps([r for r in runs if r is not dropped]))
-    log = _bench(tmp_path, "--jobs", "1", "--threads", "1")
+    log = _bench(tmp_path, "--jobs", "1", "--threads", "1", *best)
     assert "3 runs kept" in log and "1 to run" in log
     again = next(r for r in json.loads((tmp_path / "runs.json").read_text())
                  if (r["method"], r["seed"]) == ("random_task", 1))

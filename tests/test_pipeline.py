@@ -85,6 +85,10 @@ def test_keep_best_judges_on_training_tiles_left_out(repo: Path, tmp_path: Path)
         assert f"judges on {8 * n_tasks} training tiles left out of the set" in log  # eval_samples 8 per task
         judged = pd.read_csv(tmp_path / "metrics/dvclive/plots/metrics/val_psnr.tsv", sep="\t")
         assert list(judged["step"]) == [10, 20, 30] and judged["val_psnr"].between(10, 60).all()
+        best = judged.loc[judged["val_psnr"].idxmax()]
+        summary = json.loads((tmp_path / "metrics/train.json").read_text())
+        assert summary["kept_step"] == best["step"]
+        assert summary["kept_val_psnr"] == pytest.approx(best["val_psnr"], abs=1e-4)
         assert (tmp_path / "model/restorer.pt").is_file()
     finally:
         (repo / "params-best.yaml").unlink()
