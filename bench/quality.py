@@ -1,7 +1,8 @@
 """Selection quality: every method side by side on one dataset, same budget, same steps, same seeds.
 
     python bench/quality.py [--data-root DIR] [--layout paired|clean] [--ratio R]
-                            [--methods tripled,random_task,full] [--steps N] [--seeds K] [--jobs N]
+                            [--methods tripled,random_task,full] [--steps N] [--seeds K | --seed-list a,b]
+                            [--jobs N]
                             [--reference random_task] [--long-factor F] [--out DIR] [--eval-every N] [--set k=v]
                             [--per-task-steps N]
 
@@ -319,6 +320,22 @@ def curves(runs: list[dict]) -> pd.DataFrame:
     return table.groupby(["step", "method"])["psnr"].mean().unstack("method").round(4).reset_index()
 
 
+def pick_seeds(count: int, listed: str | None) -> list[int]:
+    """The seeds to run: 0 .. count-1, or the comma-separated `listed` ones (e.g. to rerun the few seeds
+    where one setting's run differs from another's)."""
+    if listed is None:
+        if count < 1:
+            raise click.BadParameter("need at least one seed", param_hint="--seeds")
+        return list(range(count))
+    try:
+        seeds = sorted({int(s) for s in listed.split(",") if s.strip()})
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {listed!r}", param_hint="--seed-list")
+    if not seeds or seeds[0] < 0:
+        raise click.BadParameter(f"expected seeds >= 0, got {listed!r}", param_hint="--seed-list")
+    return seeds
+
+
 @click.command()
 @click.option("--data-root", default="demo", show_default=True, help="dataset folder, or 'demo'.")
 @click.option("--layout", type=click.Choice(["paired", "clean"]), default=None,
@@ -331,6 +348,7 @@ def curves(runs: list[dict]) -> pd.DataFrame:
 @click.option("--steps", type=int, default=None, help="train.steps for every run (default: params.yaml).")
 @click.option("--long-factor", type=int, default=5, show_default=True, help="full-long trains this many times longer.")
 @click.option("--seeds", type=int, default=5, show_default=True, help="seeds per method (0 .. K-1).")
+@click.option("--seed-list", default=None, help="only these seeds (comma-separated), instead of 0 .. K-1.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="runs side by side.")
 @click.option("--threads", type=int, default=None, help="threads per run (default: the cores / --jobs).")
 @click.option("--out", "out_dir", default="bench/results/quality", show_default=True, type=click.Path(path_type=Path))
@@ -339,14 +357,15 @@ def curves(runs: list[dict]) -> pd.DataFrame:
 @click.option("--set", "extra", multiple=True, help="further params for every run, e.g. --set data.tile=128.")
 @click.option("--per-task-steps", type=int, default=0, show_default=True,
               help="also train one restorer per task (multi-task mode), this many steps each; 0 = off.")
-def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds, jobs, threads, out_dir, eval_every,
-         extra, per_task_steps) -> None:
+def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds, seed_list, jobs, threads, out_dir,
+         eval_every, extra, per_task_steps) -> None:
     """Compare selection methods side by side through the real DVC pipeline."""
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for m in [*names, reference]:
         run_params(m, 0)  # unknown names fail before any work
-    if seeds < 1 or jobs < 1:
-        raise click.BadParameter("need at least one seed and one job")
+    seed_values = pick_seeds(seeds, seed_list)
+    if jobs < 1:
+        raise click.BadParameter("need at least one job")
     threads = threads or max(1, len(os.sched_getaffinity(0)) // jobs)
     base: dict[str, object] = {"data.root": data_root if data_root == "demo" else str(Path(data_root).resolve()),
                                "restorers.all": {"tasks": "all"}}  # one all-in-one restorer per run
@@ -374,7 +393,7 @@ def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds
         bench_project(project, base)
     base_steps = yaml.safe_load((project / "params.yaml").read_text())["train"]["steps"]
     todo = []  # seed-major: an interrupted bench still has every method at some seeds
-    for seed in range(seeds):
+    for seed in seed_values:
         for m in names:
             overrides = run_params(m, seed, base_steps, long_factor)
             todo.append((m, seed, overrides, params_hash(run_config(project, overrides))))

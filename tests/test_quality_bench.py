@@ -164,3 +164,13 @@ def test_merge_refuses_runs_that_cannot_be_paired(tmp_path):
         merge.load([a, _write_runs(tmp_path / "d", [_run("random_task", 0, 22.1)])])
     runs, _ = merge.load([a, _write_runs(tmp_path / "e", [_run("random_task", 0, 22.0)])])
     assert len(runs) == 1  # the same run twice counts once
+
+
+def test_pick_seeds_counts_or_lists():
+    assert quality.pick_seeds(3, None) == [0, 1, 2]
+    assert quality.pick_seeds(5, "4, 1,2,1") == [1, 2, 4]  # sorted, once each; the count is ignored
+    for bad in ("", "a", "-1"):
+        with pytest.raises(click.BadParameter, match="expected"):
+            quality.pick_seeds(5, bad)
+    with pytest.raises(click.BadParameter, match="at least one seed"):
+        quality.pick_seeds(0, None)
