@@ -403,6 +403,8 @@ def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds
     done = [r for r in previous if r.get("provenance", {}).get("code_sha256") == code["code_sha256"]
             and any((r["method"], r["seed"], r["provenance"].get("params_sha256")) == (m, s, h) for m, s, _, h in todo)]
     finished = {(r["method"], r["seed"]) for r in done}
+    # runs of other methods or seeds (an earlier invocation's) stay in runs.json, out of this report
+    others = [r for r in previous if (r["method"], r["seed"]) not in {(m, s) for m, s, _, _ in todo}]
     todo = [(m, s, o) for m, s, o, _ in todo if (m, s) not in finished]
     click.echo(f"{len(done)} runs kept from {runs_path}, {len(todo)} to run, {jobs} at a time on {threads} "
                "thread(s) each", err=True)
@@ -410,7 +412,7 @@ def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds
     started = time.perf_counter()
 
     def save(rs: list[dict]) -> None:
-        runs_path.write_text(json.dumps(rs, indent=1) + "\n")
+        runs_path.write_text(json.dumps(others + rs, indent=1) + "\n")
 
     runs = run_all(project, todo, jobs, threads, code, done, save) if todo else done
     runs = [r for r in runs if r["method"] in names]

@@ -47,11 +47,14 @@ def test_runs_side_by_side_equal_runs_alone_and_are_kept(tmp_path):
     # drop one run: a rerun alone (one job) recomputes only it, with the same result to the last digit
     dropped = next(r for r in runs if (r["method"], r["seed"]) == ("random_task", 1))
     (tmp_path / "runs.json").write_text(json.dumps([r for r in runs if r is not dropped]))
-    log = _bench(tmp_path, "--jobs", "1", "--threads", "1", *best)
-    assert "3 runs kept" in log and "1 to run" in log
-    again = next(r for r in json.loads((tmp_path / "runs.json").read_text())
-                 if (r["method"], r["seed"]) == ("random_task", 1))
+    # only seed 1: its other run is kept, and seed 0's runs stay in runs.json though out of the report
+    log = _bench(tmp_path, "--jobs", "1", "--threads", "1", "--seed-list", "1", *best)
+    assert "1 runs kept" in log and "1 to run" in log
+    kept = json.loads((tmp_path / "runs.json").read_text())
+    assert sorted((r["method"], r["seed"]) for r in kept) == sorted((r["method"], r["seed"]) for r in runs)
+    again = next(r for r in kept if (r["method"], r["seed"]) == ("random_task", 1))
     assert again["eval"] == dropped["eval"]
+    assert json.loads((tmp_path / "quality.json").read_text())["full"]["n"] == 1
 
 
 def test_demo_time_times_every_stage_beside_a_cpu_reference():
