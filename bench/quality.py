@@ -129,7 +129,7 @@ def one_run(project: Path, method: str, seed: int, overrides: dict[str, object],
                 if path.parent.name != "all" and path.parent.name in params["restorers"]}
     return dict(method=method, seed=seed, eval=json.loads((project / "metrics/all/eval.json").read_text()),
                 train_seconds=train.get("seconds"), samples=train["samples"], wall_seconds=round(wall, 1),
-                **{k: train[k] for k in ("kept_step",) if k in train},
+                **({"kept_step": train["kept_step"]} if "kept_step" in train else {}),
                 curve=curve.to_dict("list"), provenance=prov, **({"per_task": per_task} if per_task else {}))
 
 
@@ -404,7 +404,8 @@ def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds
             and any((r["method"], r["seed"], r["provenance"].get("params_sha256")) == (m, s, h) for m, s, _, h in todo)]
     finished = {(r["method"], r["seed"]) for r in done}
     # runs of other methods or seeds (an earlier invocation's) stay in runs.json, out of this report
-    others = [r for r in previous if (r["method"], r["seed"]) not in {(m, s) for m, s, _, _ in todo}]
+    planned = {(m, s) for m, s, _, _ in todo}
+    others = [r for r in previous if (r["method"], r["seed"]) not in planned]
     todo = [(m, s, o) for m, s, o, _ in todo if (m, s) not in finished]
     click.echo(f"{len(done)} runs kept from {runs_path}, {len(todo)} to run, {jobs} at a time on {threads} "
                "thread(s) each", err=True)
