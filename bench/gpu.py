@@ -5,8 +5,10 @@ decode ceiling (bench/extract.py's functions); `train`, bench/train.py's measure
 (params-uhd.yaml): patches/s, data-wait share, peak memory, and from it the projected time of the
 profile's full training against the paper's "under 8 hours on one consumer GPU"; `ddp`, a 2-process
 DDP run of the same measurement under torchrun (skipped with fewer than 2 GPUs); `quality`, the demo at
-2 % over 3 seeds: the stage scripts run in dvc.yaml's order in this process, without dvc, one restorer
-per seed. Needs a CUDA device; --dry-run runs every section on the CPU at a tiny size (CI, < 60 s).
+2 % as issue 17 asks for it: tripled, random_task and full over 5 seeds and full-long over 3, the stage
+scripts run in dvc.yaml's order without dvc, one restorer per (method, seed), several side by side,
+summarised as bench/quality.py does. Needs a CUDA device; --dry-run runs every section on the CPU at a
+tiny size (CI).
 
     python bench/gpu.py --out /tmp/gpu.json     # on a GPU machine: docs/gpu.md
     python bench/gpu.py --dry-run               # anywhere
@@ -15,13 +17,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +40,7 @@ sys.path.insert(0, str(ROOT))  # run as a script: bench.* beside it
 
 from bench.common import code_version, provenance  # noqa: E402
 from bench.extract import SIZE_4K, decode_rate, extract_rate, fixed_backbone, jpeg_index, make_jpeg  # noqa: E402
-from bench.quality import run_params  # noqa: E402
+from bench.quality import markdown, run_params, summarise  # noqa: E402
 from bench.train import measure  # noqa: E402
 from tripled.features.decode import DecodePool, chunks, default_workers, index_rows, jpeg_bytes, thumb_batch  # noqa: E402
 from tripled.features.extract import _gpu_thumbs, run_extract  # noqa: E402
@@ -47,9 +51,8 @@ from tripled.training.params import TrainParams  # noqa: E402
 UHD = str(ROOT / "params-uhd.yaml")
 SECTIONS = ("extract", "train", "ddp", "quality")
 PAPER_HOURS = 8.0  # the paper: full training "under 8 hours on one consumer GPU"
-# bench/results/demo-fair: TripleD at 2 % of the demo over 5 seeds, 3,000 steps, on a 2-core CPU (fp32).
-CPU_REFERENCE = dict(psnr_mean=24.30, psnr_std=0.94, psnr_input=18.75, seeds=5, steps=3000,
-                     machine="2-core AMD EPYC, fp32")
+QUALITY_METHODS = ("tripled", "random_task", "full", "full-long")  # issue 17's demo table at 2 %
+LONG_SEEDS = 3  # full-long's seeds (the others: --seeds)
 TINY_NAFNET = dict(width=8, enc_blk_nums=[1, 1], dec_blk_nums=[1, 1], middle_blk_num=1)
 
 
@@ -62,19 +65,22 @@ class Sizes:
     train: dict  # bench.train.measure's arguments
     ddp: dict
     seeds: int
+    jobs: int  # quality runs side by side, each in its own process
     quality: dict = field(default_factory=dict)  # params.yaml overrides, {section: {key: value}}
+    methods: tuple[str, ...] = QUALITY_METHODS
+    long_factor: int = 5  # full-long trains this many times train.steps
 
 
 GPU = Sizes(jpegs=192, jpeg_size=SIZE_4K, repeats=2, features={},
             train=dict(steps=50, warmup=10, images=4),
             ddp=dict(steps=20, warmup=5, images=2, compile_model=False),
-            seeds=3, quality={"train": {"eval_every": 0}})
+            seeds=5, jobs=6, quality={"train": {"eval_every": 0}, "evaluate": {"device": "cuda", "precision": "fp32"}})
 TINY_TRAIN = dict(arch="nafnet", kwargs=TINY_NAFNET, crop=32, batch=4, workers=0, device_choice="cpu",
                   compile_model=False, steps=3, warmup=1, images=2, size="96x128")
 DRY = Sizes(jpegs=2, jpeg_size=(320, 240), repeats=1,
             features=dict(model_kwargs=dict(depth=1, embed_dim=48, num_heads=2), thumb_size=32, batch_size=8,
                           workers=2),
-            train=TINY_TRAIN, ddp=TINY_TRAIN, seeds=1,
+            train=TINY_TRAIN, ddp=TINY_TRAIN, seeds=2, jobs=2, long_factor=2,
             quality={"data": {"degradations": [{"type": "noise", "sigma": 25}, {"type": "rain"}], "tile": 128,
                               "test_fraction": 0.15},
                      "features": {"model_kwargs": {"depth": 1, "embed_dim": 48, "num_heads": 2}, "thumb_size": 32,
@@ -195,48 +201,83 @@ def run_stage(name: str, *args: str) -> float:
     return time.perf_counter() - t
 
 
-def quality(s: Sizes, work: Path) -> dict:
-    """The demo through the stage scripts: shared stages once, then select, refine, train and evaluate for
-    one restorer per seed, each with bench/quality.py's seeds for method tripled."""
+def restorer_plan(methods: list[str], seeds: int, steps: int, long_factor: int) -> dict[str, tuple[str, int, dict]]:
+    """Restorer name -> (method, seed, its params entry) with bench/quality.py's params and seeds; full-long
+    (LONG_SEEDS seeds, the longest runs) first, then seed-major, so a cut-short bench still pairs methods."""
+    plan = {}
+    for method in sorted(methods, key=lambda m: m != "full-long"):
+        for seed in range(min(seeds, LONG_SEEDS) if method == "full-long" else seeds):
+            entry: dict = {"tasks": "all"}
+            for key, value in run_params(method, seed, steps, long_factor).items():
+                section, name = key.split(".", 1)
+                entry.setdefault(section, {})[name] = value
+            plan[f"{method}_s{seed}"] = (method, seed, entry)
+    long = {k: v for k, v in plan.items() if v[0] == "full-long"}
+    rest = sorted((k for k in plan if k not in long), key=lambda k: (plan[k][1], methods.index(plan[k][0])))
+    return {**long, **{k: plan[k] for k in rest}}
+
+
+def restore(project: str, name: str) -> dict:
+    """select, refine, train and evaluate of restorer `name` in `project` (in a pool process): its metrics."""
+    with inside(Path(project)):
+        took = {stage: round(run_stage(stage, "--restorer", name), 2)
+                for stage in ("select_subset", "refine", "train", "evaluate")}
+        return dict(eval=json.loads(Path(f"metrics/{name}/eval.json").read_text()),
+                    train=json.loads(Path(f"metrics/{name}/train.json").read_text()), stage_seconds=took)
+
+
+def quality(s: Sizes, work: Path, code: dict, report: Path | None, save: Callable[[dict], None]) -> dict:
+    """The demo through the stage scripts, without dvc: the shared stages once in this process, then one
+    restorer per (method, seed), s.jobs at a time in processes of their own with the cores split between
+    them; the runs summarised as bench/quality.py does (paired against random_task, gain retained against
+    full and full-long), after each run."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for section, values in s.quality.items():
-        params[section] = {**params[section], **values}
-    restorers: dict[str, dict] = {}
-    for seed in range(s.seeds):
-        entry: dict = {"tasks": "all"}
-        for key, value in run_params("tripled", seed).items():
-            section, name = key.split(".", 1)
-            entry.setdefault(section, {})[name] = value
-        restorers[f"seed{seed}"] = entry
-    params["restorers"] = restorers
+    for section_name, values in s.quality.items():
+        params[section_name] = {**params[section_name], **values}
+    plan = restorer_plan(list(s.methods), s.seeds, params["train"]["steps"], s.long_factor)
+    params["restorers"] = {name: entry for name, (_, _, entry) in plan.items()}
     project = work / "demo"
     project.mkdir()
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     seconds: dict[str, float] = {}
-    seeds = []
     with inside(project):
         for stage in ("prepare", "extract", "score", "warmup"):
             seconds[stage] = round(run_stage(stage), 2)
-        for name in restorers:
-            took = {stage: round(run_stage(stage, "--restorer", name), 2)
-                    for stage in ("select_subset", "refine", "train", "evaluate")}
-            ev = json.loads(Path(f"metrics/{name}/eval.json").read_text())["overall"]
-            tr = json.loads(Path(f"metrics/{name}/train.json").read_text())
-            seeds.append(dict(seed=restorers[name]["train"]["seed"], psnr=round(ev["psnr"], 4),
-                              ssim=round(ev["ssim"], 4), psnr_input=round(ev["psnr_input"], 4),
-                              samples=tr["samples"], train_seconds=tr["seconds"], stage_seconds=took))
-    psnr = np.array([r["psnr"] for r in seeds])
-    return dict(method="tripled", ratio=params["select"]["ratio"], steps=params["train"]["steps"],
-                train_device=params["train"]["device"], evaluate_device=params["evaluate"]["device"],
-                psnr_mean=round(float(psnr.mean()), 4),
-                psnr_std=round(float(psnr.std(ddof=1)), 4) if len(psnr) > 1 else 0.0,
-                psnr_input=seeds[0]["psnr_input"], gain_db=round(float(psnr.mean()) - seeds[0]["psnr_input"], 4),
-                seeds=seeds, shared_stage_seconds=seconds, cpu_reference=CPU_REFERENCE,
-                overrides=s.quality,
-                how="stage scripts in dvc.yaml's order in one process, without dvc; restorer seedK = seed K")
+    threads = max(1, len(os.sched_getaffinity(0)) // s.jobs)
+    os.environ.update({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+    out = dict(ratio=params["select"]["ratio"], steps=params["train"]["steps"], long_factor=s.long_factor,
+               methods=list(s.methods), jobs=s.jobs, threads_per_run=threads, train_device=params["train"]["device"],
+               evaluate_device=params["evaluate"]["device"], shared_stage_seconds=seconds, overrides=s.quality,
+               runs=[],
+               how="stage scripts in dvc.yaml's order without dvc; restorer <method>_s<seed> has bench/quality.py's "
+                   "params and seeds for that method and seed")
+    command = "python bench/gpu.py " + " ".join(sys.argv[1:])
+    with ProcessPoolExecutor(s.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        started = time.perf_counter()
+        futures = {pool.submit(restore, str(project), name): name for name in plan}
+        for future in as_completed(futures):
+            method, seed, entry = plan[futures[future]]
+            r = future.result()
+            run = {**params, **{k: {**params[k], **v} for k, v in entry.items() if isinstance(v, dict)}}
+            out["runs"].append(dict(method=method, seed=seed, eval=r["eval"], train_seconds=r["train"]["seconds"],
+                                    samples=r["train"]["samples"], stage_seconds=r["stage_seconds"],
+                                    done_after_s=round(time.perf_counter() - started, 1), curve={},
+                                    provenance=dict(provenance(run, code), threads=threads)))
+            click.echo(f"{method} seed {seed}: PSNR {r['eval']['overall']['psnr']:.3f} dB, "
+                       f"train {r['train']['seconds']} s", err=True)
+            out["summary"] = summarise(out["runs"])
+            if report is not None:
+                report.mkdir(parents=True, exist_ok=True)
+                done = [m for m in s.methods if m in out["summary"]]
+                (report / "quality.md").write_text(markdown(out["summary"], done, command))
+                (report / "quality.json").write_text(json.dumps(out["summary"], indent=1) + "\n")
+                (report / "runs.json").write_text(json.dumps(out["runs"], indent=1) + "\n")
+            save(out)
+    return out
 
 
-def section(name: str, s: Sizes, device: torch.device, dry_run: bool, work: Path) -> dict:
+def section(name: str, s: Sizes, device: torch.device, dry_run: bool, work: Path, code: dict, report: Path | None,
+            save: Callable[[dict], None]) -> dict:
     """One section's entries of the result."""
     if name == "extract":
         return dict(extract=extraction(s, device, work))
@@ -245,18 +286,22 @@ def section(name: str, s: Sizes, device: torch.device, dry_run: bool, work: Path
         return dict(train=train, projection=projection(train, dry_run))
     if name == "ddp":
         return dict(ddp=ddp(s, dry_run))
-    return dict(quality=quality(s, work))
+    return dict(quality=quality(s, work, code, report, save))
 
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="every section on the CPU at a tiny size (no GPU needed).")
 @click.option("--out", type=click.Path(path_type=Path), help="also write the JSON here (after each section).")
 @click.option("--sections", default=",".join(SECTIONS), show_default=True, help="comma-separated subset.")
-@click.option("--seeds", type=int, help="quality seeds (default: 3; dry run 1).")
+@click.option("--seeds", type=int, help="quality seeds per method (default: 5; dry run 2); full-long: at most 3.")
+@click.option("--methods", help=f"quality methods, comma-separated (default: {','.join(QUALITY_METHODS)}).")
+@click.option("--jobs", type=int, help="quality runs side by side (default: 6; dry run 2).")
+@click.option("--quality-dir", type=click.Path(path_type=Path),
+              help="also write the quality section as bench/quality.py does: quality.md, quality.json, runs.json.")
 @click.option("--quality-steps", type=int, help="train.steps of the quality runs (default: params.yaml's).")
 @click.option("--commit", help="the commit of this tree, recorded where git cannot tell (a copy without .git).")
-def main(dry_run: bool, out: Path | None, sections: str, seeds: int | None, quality_steps: int | None,
-         commit: str | None) -> None:
+def main(dry_run: bool, out: Path | None, sections: str, seeds: int | None, methods: str | None, jobs: int | None,
+         quality_dir: Path | None, quality_steps: int | None, commit: str | None) -> None:
     """Extraction, training throughput and its projection, DDP and quality on one GPU machine; one JSON.
     On a GPU a failed section is recorded (error, traceback) and the others still run; the exit status is 1."""
     todo = [x.strip() for x in sections.split(",") if x.strip()]
@@ -273,7 +318,13 @@ def main(dry_run: bool, out: Path | None, sections: str, seeds: int | None, qual
     s = DRY if dry_run else GPU
     quality_overrides = {**s.quality, "train": {**s.quality.get("train", {}),
                                                 **({"steps": quality_steps} if quality_steps else {})}}
-    s = Sizes(**{**asdict(s), "seeds": seeds or s.seeds, "quality": quality_overrides})
+    names = tuple(m.strip() for m in methods.split(",") if m.strip()) if methods else s.methods
+    for m in names:
+        run_params(m, 0)  # an unknown method fails before any work
+    if jobs is not None and jobs < 1:
+        raise click.BadParameter("need at least one job", param_hint="--jobs")
+    s = Sizes(**{**asdict(s), "seeds": seeds or s.seeds, "jobs": jobs or s.jobs, "methods": names,
+                 "quality": quality_overrides})
     device = torch.device("cpu" if dry_run else "cuda")
     code = code_version()
     if code["commit"] is None:  # code_sha256 still names the code
@@ -295,7 +346,8 @@ def main(dry_run: bool, out: Path | None, sections: str, seeds: int | None, qual
             work.mkdir()
             click.echo(f"gpu bench: {name}", err=True)
             try:
-                result.update(section(name, s, device, dry_run, work))
+                result.update(section(name, s, device, dry_run, work, code, quality_dir,
+                                      lambda q: (result.update(quality=q), save())))
             except Exception as e:
                 if dry_run:
                     raise
