@@ -64,8 +64,10 @@ def initial_state(ds: DistilledSet, mp: ModelParams, p: TrainParams, device: tor
     torch.manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)
     model = build_model(mp.arch, **mp.kwargs).to(device)
-    if p.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    if p.channels_last:  # 4-D tensors only: torch 2.11's Module.to fails on PromptIR's 5-D prompts
+        for t in (*model.parameters(), *model.buffers()):
+            if t.dim() == 4:
+                t.data = t.data.contiguous(memory_format=torch.channels_last)
     average = torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(p.ema)) if p.ema else None
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
