@@ -119,9 +119,10 @@ def refine(pairs: list[tuple[np.ndarray, np.ndarray]], view: str, backbone: Back
     gts = [to_tensor(g) for g, _ in pairs]
     lqs = [to_tensor(q) for _, q in pairs]
     views = gts if view == "gt" else lqs
-    net = RefineNet(p.width, p.blocks)
+    # untrained, the net is the identity (its last layer starts at zero): without steps, skip its passes
+    net = RefineNet(p.width, p.blocks) if p.steps else nn.Identity()
     amp = autocast(p.precision, torch.device("cpu"))  # the refined images themselves are made in fp32
-    opt = torch.optim.Adam(net.parameters(), lr=p.lr)
+    opt = torch.optim.Adam(net.parameters(), lr=p.lr) if p.steps else None
 
     chunks = [range(i, min(i + p.batch_size, len(pairs))) for i in range(0, len(pairs), p.batch_size)]
 
