@@ -81,7 +81,7 @@ DRY = Sizes(jpegs=2, jpeg_size=(320, 240), repeats=1,
             features=dict(model_kwargs=dict(depth=1, embed_dim=48, num_heads=2), thumb_size=32, batch_size=8,
                           workers=2),
             train=TINY_TRAIN, ddp=TINY_TRAIN, seeds=2, jobs=2, long_factor=2,
-            quality={"data": {"degradations": [{"type": "noise", "sigma": 25}, {"type": "rain"}], "tile": 128,
+            quality={"data": {"degradations": [{"type": "noise", "sigma": 25}, {"type": "rain"}], "tile": 192,
                               "test_fraction": 0.15},
                      "features": {"model_kwargs": {"depth": 1, "embed_dim": 48, "num_heads": 2}, "thumb_size": 32,
                                   "label_samples": 16, "scratch_steps": 2, "workers": 2},
@@ -299,7 +299,7 @@ def section(name: str, s: Sizes, device: torch.device, dry_run: bool, work: Path
 @click.option("--quality-dir", type=click.Path(path_type=Path),
               help="also write the quality section as bench/quality.py does: quality.md, quality.json, runs.json.")
 @click.option("--quality-steps", type=int, help="train.steps of the quality runs (default: params.yaml's).")
-@click.option("--commit", help="the commit of this tree, recorded where git cannot tell (a copy without .git).")
+@click.option("--commit", help="the commit of this tree, recorded in place of what git says (a copy of the tree).")
 def main(dry_run: bool, out: Path | None, sections: str, seeds: int | None, methods: str | None, jobs: int | None,
          quality_dir: Path | None, quality_steps: int | None, commit: str | None) -> None:
     """Extraction, training throughput and its projection, DDP and quality on one GPU machine; one JSON.
@@ -327,7 +327,7 @@ def main(dry_run: bool, out: Path | None, sections: str, seeds: int | None, meth
                  "quality": quality_overrides})
     device = torch.device("cpu" if dry_run else "cuda")
     code = code_version()
-    if code["commit"] is None:  # code_sha256 still names the code
+    if commit:  # the device machine's copy of the tree may carry a stale .git; code_sha256 names the code
         code.update(commit=commit, dirty=None)
     params = dict(uhd=read_params(UHD), demo=read_params(ROOT / "params.yaml"), sizes=asdict(s))
     result: dict = dict(bench="gpu", dry_run=dry_run, device=device_name, sections=todo, complete=False,
