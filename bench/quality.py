@@ -44,9 +44,10 @@ from tripled.selection.methods import METHODS  # noqa: E402
 
 BASELINE = {"refine.enabled": False, "train.curriculum": False}  # a plain subset: no refine, no curriculum
 TRIPLED = {"select.method": "tripled", "refine.enabled": True, "train.curriculum": True}
+FLAT = 4.0  # near-flat tiles: clean luminance std below 4/255 (11 % of the photographs' training tiles, no test tile)
 # Method name -> params: every select.method (baselines without refine and curriculum), the ablations
-# that switch off one component of TripleD each, and full-long (the full set trained --long-factor times
-# longer: a converged reference).
+# that switch off one component of TripleD each, `-noflat` variants without near-flat tiles, and full-long
+# (the full set trained --long-factor times longer: a converged reference).
 VARIANTS: dict[str, dict] = {
     "tripled": TRIPLED,
     "tripled-nostratify": {**TRIPLED, "select.stratify": False},
@@ -54,6 +55,8 @@ VARIANTS: dict[str, dict] = {
     "tripled-nocurriculum": {**TRIPLED, "train.curriculum": False},
     "tripled-nouncertainty": {**TRIPLED, "select.uncertainty_weight": 0.0},
     "tripled-distinct": {**TRIPLED, "select.distinct_content": True},
+    "tripled-noflat": {**TRIPLED, "select.min_contrast": FLAT},
+    "random_task-noflat": {"select.method": "random_task", **BASELINE, "select.min_contrast": FLAT},
     **{m: {"select.method": m, **BASELINE} for m in METHODS if m != "tripled"},
     "full-long": {"select.method": "full", **BASELINE},
 }

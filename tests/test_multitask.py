@@ -52,3 +52,19 @@ def test_a_task_missing_from_the_index_is_a_clear_error(repo: Path) -> None:
     set_params(repo, {"restorers": {**PER_TASK, "haze": {"tasks": ["haze"]}}})
     out = run(["python", "stages/select_subset.py", "--restorer", "haze"], repo, check=False)
     assert "restorers.haze.tasks: ['haze'] are not tasks of the index" in out
+
+
+def test_min_contrast_through_the_select_stage(repo: Path, monkeypatch) -> None:
+    from tripled.data.index import load_index
+    from tripled.selection.flat import tile_contrast
+
+    monkeypatch.chdir(repo)  # data.root is relative to the project
+    index = load_index("data/index.parquet")
+    train = index[(index["task"] == "rain") & (index["split"] == "train")].reset_index(drop=True)
+    contrast = pd.Series(tile_contrast(train), index=train["id"])
+    bound = float(contrast.median())  # half the pool is left out; the budget (10 %) is not
+    set_params(repo, {"restorers": {**PER_TASK, "rain": {"tasks": ["rain"], "select": {"ratio": 0.1,
+                                                                                        "min_contrast": bound}}}})
+    run(["python", "stages/select_subset.py", "--restorer", "rain"], repo)
+    subset = pd.read_parquet(repo / "data/subsets/rain.parquet")
+    assert len(subset) == round(0.1 * len(train)) and (contrast[subset["id"]] >= bound).all()

@@ -21,6 +21,8 @@ def test_run_params_seeds_and_ablations():
     assert t["train.curriculum"] is True
     assert quality.run_params("tripled-nocurriculum", 0)["train.curriculum"] is False
     assert quality.run_params("tripled-norefine", 0)["refine.enabled"] is False
+    flat = quality.run_params("random_task-noflat", 3)
+    assert flat["select.min_contrast"] == quality.FLAT and flat["select.seed"] == 3 and flat["refine.enabled"] is False
     assert quality.run_params("tripled-nostratify", 0)["select.stratify"] is False
     assert quality.run_params("tripled-nouncertainty", 0)["select.uncertainty_weight"] == 0
     assert quality.run_params("tripled-distinct", 0)["select.distinct_content"] is True

@@ -471,3 +471,43 @@ def test_per_task_feature_baselines_do_their_job_inside_each_task(scores, emb, t
     assert (np.array(per_task("kcenter", 0, radius)) < rand).all()
     rand = np.array([per_task("random_task", s, gap) for s in range(5)]).min(0)
     assert (np.array(per_task("herding", 0, gap)) < rand).all()
+
+
+def _with_contrast(scores: pd.DataFrame, seed=0) -> pd.DataFrame:
+    """A third of the tiles near-flat (contrast < 4), the rest textured."""
+    rng = np.random.default_rng(seed)
+    flat = rng.random(len(scores)) < 1 / 3
+    return scores.assign(contrast=np.where(flat, rng.uniform(0, 4, len(scores)), rng.uniform(4, 60, len(scores))))
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_min_contrast_keeps_the_budget_and_leaves_flat_tiles_out(scores, emb, train, method):
+    with_contrast = _with_contrast(scores)
+    p = SelectParams(method=method, ratio=0.1, seed=2, min_contrast=4.0)
+    out = select(with_contrast, p, emb)
+    picked = with_contrast.set_index("id").loc[out["id"]]
+    assert (picked["contrast"] >= 4.0).all() and (picked["split"] == "train").all() and out["id"].is_unique
+    textured = int(((with_contrast["split"] == "train") & (with_contrast["contrast"] >= 4.0)).sum())
+    assert len(out) == (textured if method == "full" else budget(len(train), 0.1))  # the budget of the whole pool
+    pd.testing.assert_frame_equal(out, select(with_contrast, p, emb))  # deterministic
+    # off (0) picks as before, whatever the contrast column holds
+    pd.testing.assert_frame_equal(select(with_contrast, SelectParams(method=method, ratio=0.1, seed=2), emb),
+                                  select(scores, SelectParams(method=method, ratio=0.1, seed=2), emb))
+
+
+def test_min_contrast_needs_the_column_and_enough_tiles(scores):
+    with pytest.raises(ValueError, match="column 'contrast'"):
+        select(scores, SelectParams(method="random_task", min_contrast=4.0))
+    with pytest.raises(ValueError, match="fewer than the budget"):
+        select(_with_contrast(scores), SelectParams(method="random_task", ratio=0.9, min_contrast=4.0))
+
+
+def test_contrast_is_the_luminance_std():
+    from tripled.selection.flat import contrast
+
+    flat = np.full((16, 16, 3), 120, np.uint8)
+    assert contrast(flat) == 0.0
+    stripes = flat.copy()
+    stripes[:, ::2] = 100  # luminance 100 and 120 in equal shares: std 10
+    assert contrast(stripes) == pytest.approx(10.0)
+    assert contrast(stripes[..., 0]) == pytest.approx(10.0)  # a grey image

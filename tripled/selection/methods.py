@@ -214,6 +214,8 @@ class SelectParams(Section):
     stratify: bool = Field(True, description="tripled: budget per feature cluster; false = ablation, per task only")
     distinct_content: bool = Field(False, description="tripled: each task prefers clean tiles no other task "
                                                       "has picked")
+    min_contrast: float = Field(0.0, ge=0.0, description="any method: training tiles whose clean side's luminance "
+                                "std (0..255) is below this are left out of the pool; the budget stays; 0 = off")
     seed: int = 0
 
     @field_validator("ratio")
@@ -238,10 +240,18 @@ def select(scores: pd.DataFrame, p: SelectParams, emb: np.ndarray | None = None)
     """Subset of the training rows of `scores`: id, curriculum stage (1 easy, 2 hard) and weight.
     `emb`: feature rows aligned to `scores` (needed by kcenter and herding)."""
     is_train = (scores["split"] == "train").to_numpy()
-    train = scores[is_train].reset_index(drop=True)
     if emb is not None and len(emb) != len(scores):
         raise ValueError(f"features have {len(emb)} rows but scores {len(scores)}: rerun extract and score")
-    k = len(train) if p.method == "full" else budget(len(train), p.ratio)
+    n_train = int(is_train.sum())
+    if p.min_contrast > 0:  # the pool shrinks, the budget does not
+        if "contrast" not in scores:
+            raise ValueError("select.min_contrast needs the tiles' contrast (column 'contrast'; the stage adds it)")
+        is_train = is_train & (scores["contrast"] >= p.min_contrast).to_numpy()
+    k = int(is_train.sum()) if p.method == "full" else budget(n_train, p.ratio)
+    if is_train.sum() < k:
+        raise ValueError(f"select.min_contrast {p.min_contrast} leaves {int(is_train.sum())} training tiles, "
+                         f"fewer than the budget of {k}")
+    train = scores[is_train].reset_index(drop=True)
     picks, weights = METHODS[p.method](train, None if emb is None else emb[is_train], k, p,
                                        np.random.default_rng(p.seed))
     picks = np.asarray(picks, dtype=np.int64)
