@@ -40,8 +40,9 @@ sys.path.insert(0, str(ROOT))  # run as a script: bench.* beside it
 
 from bench.common import code_version, provenance  # noqa: E402
 from bench.extract import SIZE_4K, decode_rate, extract_rate, fixed_backbone, jpeg_index, make_jpeg  # noqa: E402
-from bench.quality import markdown, run_params, summarise  # noqa: E402
+from bench.quality import _nested, markdown, run_params, summarise  # noqa: E402
 from bench.train import measure  # noqa: E402
+from tripled.device import available_cores  # noqa: E402
 from tripled.features.decode import DecodePool, chunks, default_workers, index_rows, jpeg_bytes, thumb_batch  # noqa: E402
 from tripled.features.extract import _gpu_thumbs, run_extract  # noqa: E402
 from tripled.features.params import FeatureParams  # noqa: E402
@@ -51,6 +52,7 @@ from tripled.training.params import TrainParams  # noqa: E402
 UHD = str(ROOT / "params-uhd.yaml")
 SECTIONS = ("extract", "train", "ddp", "quality")
 PAPER_HOURS = 8.0  # the paper: full training "under 8 hours on one consumer GPU"
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 QUALITY_METHODS = ("tripled", "random_task", "full", "full-long")  # issue 17's demo table at 2 %
 LONG_SEEDS = 3  # full-long's seeds (the others: --seeds)
 TINY_NAFNET = dict(width=8, enc_blk_nums=[1, 1], dec_blk_nums=[1, 1], middle_blk_num=1)
@@ -207,14 +209,26 @@ def restorer_plan(methods: list[str], seeds: int, steps: int, long_factor: int) 
     plan = {}
     for method in sorted(methods, key=lambda m: m != "full-long"):
         for seed in range(min(seeds, LONG_SEEDS) if method == "full-long" else seeds):
-            entry: dict = {"tasks": "all"}
-            for key, value in run_params(method, seed, steps, long_factor).items():
-                section, name = key.split(".", 1)
-                entry.setdefault(section, {})[name] = value
+            entry = {"tasks": "all", **_nested(run_params(method, seed, steps, long_factor))}
             plan[f"{method}_s{seed}"] = (method, seed, entry)
     long = {k: v for k, v in plan.items() if v[0] == "full-long"}
     rest = sorted((k for k in plan if k not in long), key=lambda k: (plan[k][1], methods.index(plan[k][0])))
     return {**long, **{k: plan[k] for k in rest}}
+
+
+@contextmanager
+def thread_env(threads: int) -> Iterator[None]:
+    """THREAD_VARS set to `threads` while the pool's processes start and run; restored after."""
+    saved = {k: os.environ.get(k) for k in THREAD_VARS}
+    os.environ.update({k: str(threads) for k in THREAD_VARS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def restore(project: str, name: str) -> dict:
@@ -243,21 +257,25 @@ def quality(s: Sizes, work: Path, code: dict, report: Path | None, save: Callabl
     with inside(project):
         for stage in ("prepare", "extract", "score", "warmup"):
             seconds[stage] = round(run_stage(stage), 2)
-    threads = max(1, len(os.sched_getaffinity(0)) // s.jobs)
-    os.environ.update({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+    threads = max(1, available_cores() // s.jobs)
     out = dict(ratio=params["select"]["ratio"], steps=params["train"]["steps"], long_factor=s.long_factor,
                methods=list(s.methods), jobs=s.jobs, threads_per_run=threads, train_device=params["train"]["device"],
                evaluate_device=params["evaluate"]["device"], shared_stage_seconds=seconds, overrides=s.quality,
-               runs=[],
+               runs=[], errors=[],
                how="stage scripts in dvc.yaml's order without dvc; restorer <method>_s<seed> has bench/quality.py's "
                    "params and seeds for that method and seed")
     command = "python bench/gpu.py " + " ".join(sys.argv[1:])
-    with ProcessPoolExecutor(s.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with thread_env(threads), ProcessPoolExecutor(s.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         started = time.perf_counter()
         futures = {pool.submit(restore, str(project), name): name for name in plan}
         for future in as_completed(futures):
             method, seed, entry = plan[futures[future]]
-            r = future.result()
+            try:
+                r = future.result()
+            except Exception as e:  # the other runs go on; the section fails at the end
+                out["errors"].append(dict(run=futures[future], error=f"{type(e).__name__}: {e}"))
+                save(out)
+                continue
             run = {**params, **{k: {**params[k], **v} for k, v in entry.items() if isinstance(v, dict)}}
             out["runs"].append(dict(method=method, seed=seed, eval=r["eval"], train_seconds=r["train"]["seconds"],
                                     samples=r["train"]["samples"], stage_seconds=r["stage_seconds"],
@@ -273,6 +291,8 @@ def quality(s: Sizes, work: Path, code: dict, report: Path | None, save: Callabl
                 (report / "quality.json").write_text(json.dumps(out["summary"], indent=1) + "\n")
                 (report / "runs.json").write_text(json.dumps(out["runs"], indent=1) + "\n")
             save(out)
+    if out["errors"]:
+        raise RuntimeError(f"{len(out['errors'])} of {len(plan)} runs failed: {out['errors']}")
     return out
 
 
@@ -351,7 +371,8 @@ def main(dry_run: bool, out: Path | None, sections: str, seeds: int | None, meth
             except Exception as e:
                 if dry_run:
                     raise
-                result[name] = dict(error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()[-4000:])
+                result[name] = dict(result.get(name) or {}, error=f"{type(e).__name__}: {e}",  # finished runs stay
+                                    traceback=traceback.format_exc()[-4000:])
                 result["failed"].append(name)
             result["seconds"][name] = round(time.perf_counter() - t, 2)
             save()

@@ -44,7 +44,7 @@ from tripled.selection.methods import METHODS  # noqa: E402
 
 BASELINE = {"refine.enabled": False, "train.curriculum": False}  # a plain subset: no refine, no curriculum
 TRIPLED = {"select.method": "tripled", "refine.enabled": True, "train.curriculum": True}
-FLAT = 4.0  # near-flat tiles: clean luminance std below 4/255 (11 % of the photographs' training tiles, no test tile)
+FLAT = 4.0  # near-flat: clean luminance std below 4 (0..255), bench/large.py's bound; 11 % of the photographs' tiles
 # Method name -> params: every select.method (baselines without refine and curriculum), the ablations
 # that switch off one component of TripleD each, `-noflat` variants without near-flat tiles, and full-long
 # (the full set trained --long-factor times longer: a converged reference).

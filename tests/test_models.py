@@ -160,3 +160,21 @@ def test_promptir_bf16_autocast_forward():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             y = model(x)
     assert y.dtype == torch.float32 and (y - ref).abs().max() < 0.02
+
+
+def test_channels_last_converts_the_4d_tensors_and_keeps_the_output():
+    from tripled.training.loop import to_channels_last
+
+    torch.manual_seed(0)
+    model = build_model("promptir", dim=8, num_blocks=[1, 1], heads=[1, 2], prompt_size=4).eval()
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        before = model(x)
+        to_channels_last(model)  # PromptIR holds 5-D prompts, which NHWC does not apply to
+        after = model(x)
+    ranks = {p.dim() for p in model.parameters()}
+    assert 5 in ranks and 4 in ranks
+    for p in model.parameters():
+        if p.dim() == 4:
+            assert p.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)

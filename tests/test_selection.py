@@ -500,6 +500,9 @@ def test_min_contrast_needs_the_column_and_enough_tiles(scores):
         select(scores, SelectParams(method="random_task", min_contrast=4.0))
     with pytest.raises(ValueError, match="fewer than the budget"):
         select(_with_contrast(scores), SelectParams(method="random_task", ratio=0.9, min_contrast=4.0))
+    all_flat = _with_contrast(scores).assign(contrast=lambda d: np.where(d["task"] == "task1", 1.0, d["contrast"]))
+    with pytest.raises(ValueError, match=r"no training tile of task\(s\) \['task1'\]"):
+        select(all_flat, SelectParams(method="random_task", min_contrast=4.0))
 
 
 def test_contrast_is_the_luminance_std():

@@ -215,7 +215,8 @@ class SelectParams(Section):
     distinct_content: bool = Field(False, description="tripled: each task prefers clean tiles no other task "
                                                       "has picked")
     min_contrast: float = Field(0.0, ge=0.0, description="any method: training tiles whose clean side's luminance "
-                                "std (0..255) is below this are left out of the pool; the budget stays; 0 = off")
+                                "std (0..255) is below this are left out of the pool; the total budget stays, its "
+                                "split over tasks follows the tiles left; 0 = off")
     seed: int = 0
 
     @field_validator("ratio")
@@ -246,7 +247,10 @@ def select(scores: pd.DataFrame, p: SelectParams, emb: np.ndarray | None = None)
     if p.min_contrast > 0:  # the pool shrinks, the budget does not
         if "contrast" not in scores:
             raise ValueError("select.min_contrast needs the tiles' contrast (column 'contrast'; the stage adds it)")
-        is_train = is_train & (scores["contrast"] >= p.min_contrast).to_numpy()
+        textured = is_train & (scores["contrast"] >= p.min_contrast).to_numpy()
+        if gone := sorted(set(scores["task"][is_train]) - set(scores["task"][textured])):
+            raise ValueError(f"select.min_contrast {p.min_contrast} leaves no training tile of task(s) {gone}")
+        is_train = textured  # the split over tasks then follows the tiles left
     k = int(is_train.sum()) if p.method == "full" else budget(n_train, p.ratio)
     if is_train.sum() < k:
         raise ValueError(f"select.min_contrast {p.min_contrast} leaves {int(is_train.sum())} training tiles, "

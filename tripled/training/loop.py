@@ -59,15 +59,22 @@ def schedule(opt: torch.optim.Optimizer, p: TrainParams) -> torch.optim.lr_sched
     return torch.optim.lr_scheduler.SequentialLR(opt, [rise, cosine], milestones=[warm])
 
 
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """NHWC layout for the model's 4-D tensors, in place. Not Module.to(memory_format=...): torch 2.11's
+    raises on any other rank (PromptIR's 5-D prompts)."""
+    for t in (*model.parameters(), *model.buffers()):
+        if t.dim() == 4:
+            t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return model
+
+
 def initial_state(ds: DistilledSet, mp: ModelParams, p: TrainParams, device: torch.device) -> TrainState:
     """A fresh run: seeded model (identity at start), weight average, AdamW with its schedule, curriculum."""
     torch.manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)
     model = build_model(mp.arch, **mp.kwargs).to(device)
-    if p.channels_last:  # 4-D tensors only: torch 2.11's Module.to fails on PromptIR's 5-D prompts
-        for t in (*model.parameters(), *model.buffers()):
-            if t.dim() == 4:
-                t.data = t.data.contiguous(memory_format=torch.channels_last)
+    if p.channels_last:
+        to_channels_last(model)
     average = torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(p.ema)) if p.ema else None
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
