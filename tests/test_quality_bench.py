@@ -176,3 +176,15 @@ def test_pick_seeds_counts_or_lists():
             quality.pick_seeds(5, bad)
     with pytest.raises(click.BadParameter, match="at least one seed"):
         quality.pick_seeds(0, None)
+
+
+def test_the_methods_given_the_seed_are_those_whose_subset_depends_on_it():
+    """A method left out of STOCHASTIC_SELECTION would run one subset for all 5 seeds."""
+    from tests.test_selection import make_features, make_scores
+    from tripled.selection.methods import METHODS, SelectParams, select
+
+    scores = make_scores()
+    emb = make_features(scores)
+    stochastic = {m for m in METHODS if not select(scores, SelectParams(method=m, ratio=0.05, seed=0), emb)
+                  .equals(select(scores, SelectParams(method=m, ratio=0.05, seed=1), emb))}
+    assert stochastic == set(quality.STOCHASTIC_SELECTION)

@@ -286,7 +286,7 @@ def test_tripled_weights_reflect_cluster_sizes(scores):
 # --------------------------------------------------------------------------- the baselines, per task and blind
 
 
-PER_TASK = ("random_task", "entropy_topk", "gradient_topk", "kcenter", "herding", "loss")
+PER_TASK = ("random_task", "random_spread", "entropy_topk", "gradient_topk", "kcenter", "herding", "loss")
 
 
 @pytest.mark.parametrize("method", PER_TASK)
@@ -309,6 +309,20 @@ def test_random_task_is_random_inside_each_task(scores, train):
     counts = pd.concat([select(scores, SelectParams(method="random_task", ratio=0.1, seed=s))["id"]
                         for s in range(200)]).value_counts().reindex(train["id"], fill_value=0)
     assert counts.min() > 0 and counts.max() < 3 * counts.mean()
+
+
+def test_random_spread_takes_every_source_before_a_second_tile(scores, train):
+    sources = train.groupby("task")["source"].nunique()
+    k = int(sources.min())  # at most one tile per source in every task
+    a = select(scores, SelectParams(method="random_spread", ratio=float(len(sources) * k), seed=0))
+    picked = a.merge(train[["id", "task", "source"]], on="id")
+    assert (picked.groupby("task")["source"].nunique() == picked.groupby("task").size()).all()
+    pd.testing.assert_frame_equal(a, select(scores, SelectParams(method="random_spread", ratio=float(len(a)), seed=0)))
+    assert set(a["id"]) != set(select(scores, SelectParams(method="random_spread", ratio=float(len(a)), seed=1))["id"])
+    # a larger budget: no source gets a third tile before every source of its task has two
+    big = select(scores, SelectParams(method="random_spread", ratio=0.3, seed=2)).merge(train, on="id")
+    per_source = big.groupby(["task", "source"]).size()
+    assert (per_source.groupby("task").max() - per_source.groupby("task").min() <= 1).all()
 
 
 def test_blind_baselines_ignore_the_task_split():

@@ -111,6 +111,14 @@ def _random(scores, emb, k, p, rng):
     return list(rng.choice(len(scores), size=k, replace=False)), np.ones(k)
 
 
+def _random_spread(scores, emb, k, p, rng):
+    """At random, spread over source images: a tile of every source before a second of any."""
+    order = rng.permutation(len(scores))
+    sources = scores["source"].to_numpy()[order]
+    turn = pd.Series(sources).groupby(sources).cumcount().to_numpy()  # 0: the source's first tile in `order`
+    return list(order[np.argsort(turn, kind="stable")[:k]]), np.ones(k)
+
+
 def _topk(values: np.ndarray, k: int) -> tuple[list[int], np.ndarray]:
     return list(np.argsort(-values, kind="stable")[:k]), np.ones(k)
 
@@ -197,7 +205,8 @@ BASELINES = {"entropy_topk": _entropy_topk, "gradient_topk": _gradient_topk, "kc
 # The baselines select inside each task, as TripleD does; `<name>_blind` ignore the split (and `random`
 # beside `random_task`), to show how task-blind selection fails on an all-in-one set.
 METHODS: dict[str, Callable] = {
-    "tripled": select_tripled, "random_task": per_task(_random), "random": _random,
+    "tripled": select_tripled, "random_task": per_task(_random), "random_spread": per_task(_random_spread),
+    "random": _random,
     **{name: per_task(fn) for name, fn in BASELINES.items()},
     **{f"{name}_blind": fn for name, fn in BASELINES.items()},
     "full": _full,
