@@ -60,7 +60,8 @@ VARIANTS: dict[str, dict] = {
     **{m: {"select.method": m, **BASELINE} for m in METHODS if m != "tripled"},
     "full-long": {"select.method": "full", **BASELINE},
 }
-STOCHASTIC_SELECTION = ("random", "random_task", "random_spread", "kcenter", "kcenter_blind")  # subset depends on select.seed
+# the methods whose subset depends on select.seed
+STOCHASTIC_SELECTION = ("random", "random_task", "random_spread", "kcenter", "kcenter_blind")
 LOSS_WARMUP_STEPS = 200
 UPSTREAM = ["prepare", "extract", "score", "warmup"]  # shared by every run: run once, before the runs
 
