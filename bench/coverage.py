@@ -22,7 +22,8 @@ sys.path.insert(0, str(ROOT))  # run as a script: bench.common beside it
 
 from bench.common import provenance  # noqa: E402
 from bench.quality import STOCHASTIC_SELECTION  # noqa: E402
-from tripled.params import read_params  # noqa: E402
+from tripled.features.store import read_features  # noqa: E402
+from tripled.params import load_section, read_params  # noqa: E402
 from tripled.selection.methods import FEATURE_METHODS, SelectParams, select  # noqa: E402
 
 
@@ -61,8 +62,8 @@ def coverage(scores: pd.DataFrame, base: SelectParams, methods: list[str], seeds
               help="seeds 0..K-1 of the methods whose subset depends on select.seed")
 def main(project: Path, ratio: float | None, methods: str, seeds: int) -> None:
     params = read_params(project / "params.yaml")
-    select_params = {**(params.get("select") or {}), **({"ratio": ratio} if ratio is not None else {})}
-    base = SelectParams(**select_params)
+    base = load_section(SelectParams, "select", project / "params.yaml",
+                        overrides={"ratio": ratio} if ratio is not None else None)
     scores = pd.read_parquet(project / "data/scores.parquet")
     warmup = project / "data/warmup.parquet"
     if warmup.is_file():  # the loss baselines' per-sample loss
@@ -70,7 +71,6 @@ def main(project: Path, ratio: float | None, methods: str, seeds: int) -> None:
     names = [m.strip() for m in methods.split(",") if m.strip()]
     emb = None
     if set(names) & set(FEATURE_METHODS):
-        from tripled.features.store import read_features
         store = project / "data/features.zarr"
         if not store.exists():
             raise click.ClickException(f"{store} not found: {', '.join(FEATURE_METHODS)} need the feature store")
