@@ -46,7 +46,8 @@ BASELINE = {"refine.enabled": False, "train.curriculum": False}  # a plain subse
 TRIPLED = {"select.method": "tripled", "refine.enabled": True, "train.curriculum": True}
 FLAT = 4.0  # near-flat: clean luminance std below 4 (0..255), bench/large.py's bound; 11 % of the photographs' tiles
 # Method name -> params: every select.method (baselines without refine and curriculum), the ablations
-# that switch off one component of TripleD each, `-noflat` variants without near-flat tiles, and full-long
+# that switch off one component of TripleD each, `tripled-lq` (features of the degraded side), `-noflat`
+# variants without near-flat tiles, and full-long
 # (the full set trained --long-factor times longer: a converged reference).
 VARIANTS: dict[str, dict] = {
     "tripled": TRIPLED,
@@ -55,6 +56,7 @@ VARIANTS: dict[str, dict] = {
     "tripled-nocurriculum": {**TRIPLED, "train.curriculum": False},
     "tripled-nouncertainty": {**TRIPLED, "select.uncertainty_weight": 0.0},
     "tripled-distinct": {**TRIPLED, "select.distinct_content": True},
+    "tripled-lq": {**TRIPLED, "features.view": "lq"},
     "tripled-noflat": {**TRIPLED, "select.min_contrast": FLAT},
     "random_task-noflat": {"select.method": "random_task", **BASELINE, "select.min_contrast": FLAT},
     **{m: {"select.method": m, **BASELINE} for m in METHODS if m != "tripled"},

@@ -26,6 +26,7 @@ def test_run_params_seeds_and_ablations():
     assert quality.run_params("tripled-nostratify", 0)["select.stratify"] is False
     assert quality.run_params("tripled-nouncertainty", 0)["select.uncertainty_weight"] == 0
     assert quality.run_params("tripled-distinct", 0)["select.distinct_content"] is True
+    assert quality.run_params("tripled-lq", 0)["features.view"] == "lq"
     long = quality.run_params("full-long", 1, steps=3000, long_factor=5)
     assert long["select.method"] == "full" and long["train.steps"] == 15000 and long["train.seed"] == 1
     assert "train.steps" not in quality.run_params("full", 1, steps=3000)
