@@ -47,8 +47,8 @@ TRIPLED = {"select.method": "tripled", "refine.enabled": True, "train.curriculum
 FLAT = 4.0  # near-flat: clean luminance std below 4 (0..255), bench/large.py's bound; 11 % of the photographs' tiles
 # Method name -> params: every select.method (baselines without refine and curriculum), the ablations
 # that switch off one component of TripleD each, `tripled-lq` (features of the degraded side), `-noflat`
-# variants without near-flat tiles, and full-long
-# (the full set trained --long-factor times longer: a converged reference).
+# variants without near-flat tiles, and full-long (the full set trained --long-factor times longer: a
+# converged reference).
 VARIANTS: dict[str, dict] = {
     "tripled": TRIPLED,
     "tripled-nostratify": {**TRIPLED, "select.stratify": False},
