@@ -47,8 +47,8 @@ TRIPLED = {"select.method": "tripled", "refine.enabled": True, "train.curriculum
 FLAT = 4.0  # near-flat: clean luminance std below 4 (0..255), bench/large.py's bound; 11 % of the photographs' tiles
 # Method name -> params: every select.method (baselines without refine and curriculum), the ablations
 # that switch off one component of TripleD each, `tripled-lq` (features of the degraded side), `-noflat`
-# variants without near-flat tiles, and full-long (the full set trained --long-factor times longer: a
-# converged reference).
+# variants without near-flat tiles, `tripled-need` (the budget over tasks by need), and full-long (the
+# full set trained --long-factor times longer: a converged reference).
 VARIANTS: dict[str, dict] = {
     "tripled": TRIPLED,
     "tripled-nostratify": {**TRIPLED, "select.stratify": False},
@@ -58,6 +58,7 @@ VARIANTS: dict[str, dict] = {
     "tripled-distinct": {**TRIPLED, "select.distinct_content": True},
     "tripled-lq": {**TRIPLED, "features.view": "lq"},
     "tripled-noflat": {**TRIPLED, "select.min_contrast": FLAT},
+    "tripled-need": {**TRIPLED, "select.task_budget": "need"},
     "random_task-noflat": {"select.method": "random_task", **BASELINE, "select.min_contrast": FLAT},
     **{m: {"select.method": m, **BASELINE} for m in METHODS if m != "tripled"},
     "full-long": {"select.method": "full", **BASELINE},
@@ -381,8 +382,9 @@ def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds
     if eval_every:
         base["train.eval_every"] = eval_every
         base["train.log_every"] = math.gcd(eval_every, 10)
-    if {"loss", "loss_blind"} & set(names):
-        base["warmup.steps"] = LOSS_WARMUP_STEPS  # the loss baselines need the warm-up loss (--set overrides)
+    if any(VARIANTS[m]["select.method"] in ("loss", "loss_blind") or VARIANTS[m].get("select.task_budget") == "need"
+           for m in names):
+        base["warmup.steps"] = LOSS_WARMUP_STEPS  # these need the warm-up loss (--set overrides)
     for item in extra:
         key, _, value = item.partition("=")
         if "." not in key or not _:

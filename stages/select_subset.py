@@ -23,7 +23,7 @@ from tripled.stage import StageCommand, for_restorer, index_option, params_optio
 @path_option("--features", "features_path", "data/features.zarr",
              "read only by methods on features (kcenter, herding).")
 @path_option("--warmup", "warmup_path", "data/warmup.parquet",
-             "per-sample loss of the warmup stage (method loss).")
+             "per-sample loss of the warmup stage (method loss, task_budget need).")
 @path_option("--out", "out", "data/subsets/{restorer}.parquet")
 @restorer_option()
 def main(params_path: str, index_path: Path, scores_path: Path, features_path: Path, warmup_path: Path, out: Path,

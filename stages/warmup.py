@@ -1,5 +1,6 @@
-"""Stage warmup (for select.method loss only): the per-sample loss of a briefly trained proxy restorer
-into data/warmup.parquet; with warmup.steps 0 (the default) it trains nothing and writes NaN."""
+"""Stage warmup (for select.method loss and select.task_budget need): the per-sample loss of a briefly
+trained proxy restorer and the input error into data/warmup.parquet; with warmup.steps 0 (the default)
+it trains nothing and writes NaN."""
 from pathlib import Path
 
 import click

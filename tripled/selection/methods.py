@@ -22,10 +22,12 @@ def budget(n: int, ratio: float) -> int:
     return k
 
 
-def apportion(sizes: np.ndarray, k: int) -> np.ndarray:
-    """Split k over groups in proportion to their sizes (largest remainder), never above a size."""
+def apportion(sizes: np.ndarray, k: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Split k over groups in proportion to `weights` (default: their sizes; largest remainder), never
+    above a size."""
     sizes = np.asarray(sizes, dtype=np.int64)
-    quota = k * sizes / sizes.sum()
+    w = sizes.astype(np.float64) if weights is None else np.asarray(weights, np.float64)
+    quota = k * w / w.sum()
     out = np.minimum(np.floor(quota).astype(np.int64), sizes)
     while out.sum() < k:
         room = out < sizes
@@ -76,20 +78,43 @@ def _spread(order: np.ndarray, sources: np.ndarray, k: int, used: set,
     return picks
 
 
+def task_need(scores: pd.DataFrame, tasks: np.ndarray) -> np.ndarray:
+    """Per task (in the order of `tasks`): the share of its input error (L1 of degraded to clean) that a
+    short warm-up's proxy restorer leaves; near 1, the proxy learnt little of that task."""
+    if not {"loss", "input_loss"} <= set(scores) or scores[["loss", "input_loss"]].isna().any().any():
+        raise ValueError("select.task_budget 'need' needs the warm-up loss: set warmup.steps > 0 "
+                         "(dvc repro reruns warmup)")
+    sums = scores.groupby("task")[["loss", "input_loss"]].sum().loc[tasks]
+    return (sums["loss"] / sums["input_loss"].clip(lower=1e-12)).to_numpy()
+
+
+def task_budgets(scores: pd.DataFrame, k: int, p: SelectParams) -> tuple[np.ndarray, np.ndarray]:
+    """The tasks and their shares of k: by size, or (select.task_budget need) by size times need, each
+    task keeping at least one sample where the budget allows."""
+    names, sizes = np.unique(scores["task"].to_numpy(), return_counts=True)
+    if p.task_budget == "size":
+        return names, apportion(sizes, k)
+    floor = np.ones_like(sizes) if k >= len(sizes) else np.zeros_like(sizes)
+    weights = sizes * task_need(scores, names)
+    if weights.sum() <= 0:
+        weights = sizes.astype(np.float64)
+    return names, floor + apportion(sizes - floor, k - int(floor.sum()), weights)
+
+
 def select_tripled(scores: pd.DataFrame, emb: np.ndarray | None, k: int, p: SelectParams,
                    rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
     """Budget per task, then per feature cluster, in proportion to size; hardest outliers trimmed;
     inside each cluster picks spread over the difficulty ranking and over source images.
     `select.stratify: false` (ablation) treats each task as one cluster. `select.distinct_content`:
-    each task prefers contents (clean tiles) no earlier task has picked."""
+    each task prefers contents (clean tiles) no earlier task has picked. `select.task_budget: need`
+    splits the budget over tasks by what a warm-up left of each (task_budgets)."""
     hard = difficulty(scores, p.uncertainty_weight)
     picks, weights = [], []
     tasks, sources = scores["task"].to_numpy(), scores["source"].to_numpy()
     all_clusters = scores["cluster"].to_numpy() if p.stratify else np.zeros(len(scores), np.int32)
     content = content_keys(scores["id"]) if p.distinct_content else None
     seen: set = set()  # contents picked so far, across tasks
-    task_names, task_sizes = np.unique(tasks, return_counts=True)
-    for task, kt in zip(task_names, apportion(task_sizes, k)):
+    for task, kt in zip(*task_budgets(scores, k, p)):
         rows = np.flatnonzero(tasks == task)
         keep = rows[np.argsort(hard[rows], kind="stable")]
         keep = keep[:max(int(np.ceil(len(keep) * (1 - p.trim))), kt)]  # drop the hardest few per cent
@@ -223,6 +248,9 @@ class SelectParams(Section):
     stratify: bool = Field(True, description="tripled: budget per feature cluster; false = ablation, per task only")
     distinct_content: bool = Field(False, description="tripled: each task prefers clean tiles no other task "
                                                       "has picked")
+    task_budget: Literal["size", "need"] = Field("size", description="tripled: the budget over tasks in "
+                                                 "proportion to their sizes, or to size times the share of "
+                                                 "input error a warm-up left (needs warmup.steps > 0)")
     min_contrast: float = Field(0.0, ge=0.0, description="any method: training tiles whose clean side's luminance "
                                 "std (0..255) is below this are left out of the pool; the total budget stays, its "
                                 "split over tasks follows the tiles left; 0 = off")

@@ -1,5 +1,6 @@
-"""The warmup stage, for the `loss` baseline only: the per-sample loss of a small proxy restorer trained
-briefly on a random share of the training samples (EL2N-style: early error marks the hard samples).
+"""The warmup stage, for the `loss` baseline and `select.task_budget: need`: the per-sample loss of a small
+proxy restorer trained briefly on a random share of the training samples (EL2N-style: early error marks
+the hard samples), beside the sample's input error (its degraded side's L1 to the clean side).
 
 It trains its own proxy (section `warmup`), never the restorer of `model`/`train`, so that editing the
 training loop or the restorer's params does not rerun selection. With `warmup.steps: 0` (the default)
@@ -56,21 +57,24 @@ def fit_proxy(pairs: list[tuple[np.ndarray, np.ndarray]], p: WarmupParams) -> to
 
 
 @torch.no_grad()
-def _l1(model: torch.nn.Module, rows: pd.DataFrame) -> np.ndarray:
-    out = np.empty(len(rows), np.float32)
+def _l1(model: torch.nn.Module, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The proxy's L1 to the clean side, and the degraded side's, per row."""
+    out, given = np.empty(len(rows), np.float32), np.empty(len(rows), np.float32)
     for k, r in enumerate(tqdm(rows.itertuples(), total=len(rows), desc="warmup: loss", unit="img")):
         gt, lq = to_tensor(read_sample(r, "gt")), to_tensor(read_sample(r, "lq"))
         out[k] = (model(lq).clamp(0, 1) - gt).abs().mean().item()
-    return out
+        given[k] = (lq - gt).abs().mean().item()
+    return out, given
 
 
 def warmup_loss(index: pd.DataFrame, p: WarmupParams) -> pd.DataFrame:
-    """id and loss of every index row: the proxy's L1 on training rows, NaN on test rows (all NaN when off)."""
-    loss = np.full(len(index), np.nan, np.float32)
+    """id, loss and input_loss of every index row: the proxy's L1 and the degraded side's on training
+    rows, NaN on test rows (all NaN when off)."""
+    loss, input_loss = np.full(len(index), np.nan, np.float32), np.full(len(index), np.nan, np.float32)
     train_rows = np.flatnonzero(train_mask(index))
     if p.steps and len(train_rows):
         rng = np.random.default_rng(p.seed)
         warm = np.sort(rng.choice(train_rows, size=max(1, int(round(p.share * len(train_rows)))), replace=False))
         pairs = [(read_sample(r, "gt"), read_sample(r, "lq")) for r in index.iloc[warm].itertuples()]
-        loss[train_rows] = _l1(fit_proxy(pairs, p), index.iloc[train_rows])
-    return pd.DataFrame(dict(id=index["id"], loss=loss))
+        loss[train_rows], input_loss[train_rows] = _l1(fit_proxy(pairs, p), index.iloc[train_rows])
+    return pd.DataFrame(dict(id=index["id"], loss=loss, input_loss=input_loss))
