@@ -69,6 +69,12 @@ LOSS_WARMUP_STEPS = 200
 UPSTREAM = ["prepare", "extract", "score", "warmup"]  # shared by every run: run once, before the runs
 
 
+def needs_warmup(methods: list[str]) -> bool:
+    """Whether a method reads the warm-up loss: the loss baselines and the budget over tasks by need."""
+    return any(VARIANTS[m]["select.method"] in ("loss", "loss_blind") or VARIANTS[m].get("select.task_budget") == "need"
+               for m in methods)
+
+
 def _run(cmd: list[str], cwd: Path, threads: int | None = None) -> str:
     env = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(cwd))
     if threads:  # torch, NumPy and SciPy take their thread counts from these
@@ -382,9 +388,8 @@ def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds
     if eval_every:
         base["train.eval_every"] = eval_every
         base["train.log_every"] = math.gcd(eval_every, 10)
-    if any(VARIANTS[m]["select.method"] in ("loss", "loss_blind") or VARIANTS[m].get("select.task_budget") == "need"
-           for m in names):
-        base["warmup.steps"] = LOSS_WARMUP_STEPS  # these need the warm-up loss (--set overrides)
+    if needs_warmup(names):
+        base["warmup.steps"] = LOSS_WARMUP_STEPS  # --set overrides
     for item in extra:
         key, _, value = item.partition("=")
         if "." not in key or not _:

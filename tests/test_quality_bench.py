@@ -27,6 +27,9 @@ def test_run_params_seeds_and_ablations():
     assert quality.run_params("tripled-nouncertainty", 0)["select.uncertainty_weight"] == 0
     assert quality.run_params("tripled-distinct", 0)["select.distinct_content"] is True
     assert quality.run_params("tripled-lq", 0)["features.view"] == "lq"
+    assert quality.run_params("tripled-need", 0)["select.task_budget"] == "need"
+    assert quality.needs_warmup(["tripled", "tripled-need"]) and quality.needs_warmup(["loss_blind"])
+    assert not quality.needs_warmup(["tripled", "random_task", "full"])
     long = quality.run_params("full-long", 1, steps=3000, long_factor=5)
     assert long["select.method"] == "full" and long["train.steps"] == 15000 and long["train.seed"] == 1
     assert "train.steps" not in quality.run_params("full", 1, steps=3000)

@@ -13,6 +13,7 @@ from tripled.selection.methods import (
     budget,
     difficulty,
     select,
+    task_budgets,
 )
 
 N_CLUSTERS, N_SOURCES, DIM = 6, 40, 8
@@ -217,6 +218,47 @@ def test_tripled_spreads_budget_over_tasks_by_size():
     assert got == expected
     for name, size in zip(names, sizes):
         assert abs(got[name] - k * size / len(train)) < 1
+
+
+def _with_need(scores: pd.DataFrame, need: dict[str, float]) -> pd.DataFrame:
+    """`scores` with an input error of 0.1 everywhere and a warm-up loss of need * 0.1 per task."""
+    out = scores.copy()
+    out["input_loss"] = np.float32(0.1)
+    out["loss"] = (0.1 * out["task"].map(need)).astype(np.float32)
+    return out
+
+
+def test_task_budget_need_splits_by_size_times_need():
+    scores = _with_need(make_scores(task_sizes=(200, 400, 400), seed=4),
+                        {"task0": 0.9, "task1": 0.3, "task2": 0.6})
+    p = SelectParams(method="tripled", ratio=0.1, task_budget="need")
+    train, picked = _picked(scores, p)
+    names, sizes = np.unique(train["task"], return_counts=True)
+    k = budget(len(train), p.ratio)
+    w = sizes * np.array([0.9, 0.3, 0.6])
+    got = picked["task"].value_counts().reindex(names).to_numpy()
+    assert got.sum() == k and len(picked) == k
+    np.testing.assert_array_equal(got, 1 + apportion(sizes - 1, k - 3, w))  # one each, the rest by weight
+    assert np.all(np.abs(got - k * w / w.sum()) < 2)
+    pd.testing.assert_frame_equal(select(scores, p), select(scores, p))  # deterministic
+    # the size split ignores the warm-up loss: the default gives what it gave without it
+    pd.testing.assert_frame_equal(select(scores, SelectParams(method="tripled", ratio=0.1)),
+                                  select(make_scores(task_sizes=(200, 400, 400), seed=4),
+                                         SelectParams(method="tripled", ratio=0.1)))
+
+
+def test_task_budget_need_keeps_one_sample_of_a_learnt_task():
+    scores = _with_need(make_scores(seed=5), {"task0": 0.0, "task1": 0.5, "task2": 0.5})
+    names, got = task_budgets(scores[scores["split"] == "train"], 30, SelectParams(task_budget="need"))
+    assert dict(zip(names, got.tolist())) == {"task0": 1, "task1": 15, "task2": 14}
+
+
+def test_task_budget_need_without_the_warmup_loss_is_refused(scores):
+    p = SelectParams(method="tripled", ratio=0.05, task_budget="need")
+    with pytest.raises(ValueError, match="warmup.steps > 0"):
+        select(scores, p)  # no input_loss column
+    with pytest.raises(ValueError, match="warmup.steps > 0"):
+        select(_with_need(scores, {"task0": np.nan, "task1": 0.5, "task2": 0.5}), p)
 
 
 def test_tripled_covers_every_cluster(scores):

@@ -39,12 +39,20 @@ def test_warmup_loss_per_training_sample(tmp_path):
     assert np.isnan(loss[~train]).all() and np.isfinite(loss[train]).all() and (loss[train] > 0).all()
     heavy = (index["task"] == "t1").to_numpy()
     assert loss[train & heavy].mean() > 2 * loss[train & ~heavy].mean()  # more noise, more error
+    given = out["input_loss"].to_numpy()
+    assert np.isnan(given[~train]).all()
+    for k in np.flatnonzero(train)[:3]:  # the degraded side's L1 to the clean side, in 0..1
+        r = index.iloc[k]
+        gt, lq = (np.asarray(Image.open(r[f"{side}_path"]), np.float32) / 255 for side in ("gt", "lq"))
+        assert given[k] == pytest.approx(np.abs(lq - gt).mean(), rel=1e-4)
+    assert given[train & heavy].mean() > 2 * given[train & ~heavy].mean()
     np.testing.assert_array_equal(loss, warmup_loss(index, p)["loss"])  # deterministic per seed
     assert not np.array_equal(loss, warmup_loss(index, p.model_copy(update=dict(seed=2)))["loss"])
 
 
 def test_warmup_off_trains_nothing(tmp_path):
-    assert warmup_loss(_pairs_index(tmp_path), WarmupParams(steps=0))["loss"].isna().all()
+    out = warmup_loss(_pairs_index(tmp_path), WarmupParams(steps=0))
+    assert out[["loss", "input_loss"]].isna().all().all()
 
 
 def test_unknown_proxy_arch_is_refused(tmp_path):
