@@ -78,13 +78,18 @@ def _spread(order: np.ndarray, sources: np.ndarray, k: int, used: set,
     return picks
 
 
+def warmup_columns(scores: pd.DataFrame, columns: list[str], who: str) -> pd.DataFrame:
+    """The warmup stage's `columns` of `scores`, refused where any is missing (warmup.steps 0)."""
+    if not set(columns) <= set(scores) or scores[columns].isna().any().any():
+        raise ValueError(f"{who} needs the warm-up loss: set warmup.steps > 0 (dvc repro reruns warmup)")
+    return scores[columns]
+
+
 def task_need(scores: pd.DataFrame, tasks: np.ndarray) -> np.ndarray:
     """Per task (in the order of `tasks`): the share of its input error (L1 of degraded to clean) that a
     short warm-up's proxy restorer leaves; near 1, the proxy learnt little of that task."""
-    if not {"loss", "input_loss"} <= set(scores) or scores[["loss", "input_loss"]].isna().any().any():
-        raise ValueError("select.task_budget 'need' needs the warm-up loss: set warmup.steps > 0 "
-                         "(dvc repro reruns warmup)")
-    sums = scores.groupby("task")[["loss", "input_loss"]].sum().loc[tasks]
+    sums = warmup_columns(scores, ["loss", "input_loss"], "select.task_budget 'need'").groupby(
+        scores["task"].to_numpy()).sum().loc[tasks]
     return (sums["loss"] / sums["input_loss"].clip(lower=1e-12)).to_numpy()
 
 
@@ -160,10 +165,7 @@ def _gradient_topk(scores, emb, k, p, rng):
 
 def _loss(scores, emb, k, p, rng):
     """EL2N-style: the highest warm-up loss, relative to its task's mean loss (tasks differ tenfold)."""
-    loss = scores["loss"].to_numpy(np.float64) if "loss" in scores else np.full(len(scores), np.nan)
-    if np.isnan(loss).any():
-        raise ValueError("select.method 'loss' needs the per-sample loss: set warmup.steps > 0 "
-                         "(dvc repro reruns warmup)")
+    loss = warmup_columns(scores, ["loss"], "select.method 'loss'")["loss"].to_numpy(np.float64)
     task_mean = pd.Series(loss).groupby(scores["task"].to_numpy()).transform("mean").to_numpy()
     return _topk(loss / np.maximum(task_mean, 1e-12), k)
 
