@@ -79,9 +79,7 @@ def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, index_
         if p.keep_best:
             rest = left_out(index, ds.manifest["id"], p.eval_samples, p.seed)
             judge = scorer(rest) if len(rest) else None
-            used = index.loc[index["id"].isin(ds.manifest["id"]), "source"]
-            click.echo(f"train: keep_best judges on {len(rest)} training tiles left out of the set, "
-                       f"{(~rest['source'].isin(used)).sum()} of them from source images it never uses" if len(rest)
+            click.echo(f"train: keep_best judges on {len(rest)} training tiles left out of the set" if len(rest)
                        else "train: keep_best: no training tile is left out of the set; the last weights are kept")
 
     (out / "restorer.pt").unlink(missing_ok=True)  # while this run trains, no older result reads as its result

@@ -70,13 +70,8 @@ def held_out(index: pd.DataFrame, per_task: int, seed: int) -> pd.DataFrame:
 
 def left_out(index: pd.DataFrame, kept: pd.Series, per_task: int, seed: int) -> pd.DataFrame:
     """Up to `per_task` training rows of every task that the distilled set (ids `kept`) left out: a
-    validation set that never touches the test split (empty for the full set). A task draws only on
-    source images the set never uses, in any task, where it has such rows: a model that learns the
-    kept images' content scores well on their other tiles, so those cannot show it overfitting."""
-    train = index[index["split"] == "train"]
-    rest = train[~train["id"].isin(kept)]
-    unused = ~rest["source"].isin(train.loc[train["id"].isin(kept), "source"])
-    rest = rest[unused | ~rest["task"].isin(rest.loc[unused, "task"])]
+    validation set that never touches the test split (empty for the full set)."""
+    rest = index[(index["split"] == "train") & ~index["id"].isin(kept)]
     return _per_task(rest, per_task, seed)
 
 
