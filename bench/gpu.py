@@ -70,7 +70,7 @@ class Sizes:
     jobs: int  # quality runs side by side, each in its own process
     quality: dict = field(default_factory=dict)  # params.yaml overrides, {section: {key: value}}
     methods: tuple[str, ...] = QUALITY_METHODS
-    long_factor: int = 5  # full-long trains this many times train.steps
+    long_factor: int = 5  # full-long trains this many times train.steps (in its steps_per)
 
 
 GPU = Sizes(jpegs=192, jpeg_size=SIZE_4K, repeats=2, features={},
@@ -90,7 +90,7 @@ DRY = Sizes(jpegs=2, jpeg_size=(320, 240), repeats=1,
                      "score": {"clusters": 4, "heads": 2},
                      "refine": {"steps": 2},
                      "model": {"kwargs": TINY_NAFNET},
-                     "train": {"steps": 10, "batch_size": 8, "log_every": 5, "checkpoint_every": 10,
+                     "train": {"steps": 10, "steps_per": "run", "batch_size": 8, "log_every": 5, "checkpoint_every": 10,
                                "eval_every": 0},
                      "evaluate": {"unseen": []}})
 
@@ -258,7 +258,8 @@ def quality(s: Sizes, work: Path, code: dict, report: Path | None, save: Callabl
         for stage in ("prepare", "extract", "score", "warmup"):
             seconds[stage] = round(run_stage(stage), 2)
     threads = max(1, available_cores() // s.jobs)
-    out = dict(ratio=params["select"]["ratio"], steps=params["train"]["steps"], long_factor=s.long_factor,
+    out = dict(ratio=params["select"]["ratio"], steps=params["train"]["steps"],
+               steps_per=params["train"].get("steps_per", "run"), long_factor=s.long_factor,
                methods=list(s.methods), jobs=s.jobs, threads_per_run=threads, train_device=params["train"]["device"],
                evaluate_device=params["evaluate"]["device"], shared_stage_seconds=seconds, overrides=s.quality,
                runs=[], errors=[],
@@ -318,7 +319,7 @@ def section(name: str, s: Sizes, device: torch.device, dry_run: bool, work: Path
 @click.option("--jobs", type=int, help="quality runs side by side (default: 6; dry run 2).")
 @click.option("--quality-dir", type=click.Path(path_type=Path),
               help="also write the quality section as bench/quality.py does: quality.md, quality.json, runs.json.")
-@click.option("--quality-steps", type=int, help="train.steps of the quality runs (default: params.yaml's).")
+@click.option("--quality-steps", type=int, help="train.steps in all of the quality runs (default: params.yaml's).")
 @click.option("--commit", help="the commit of this tree, recorded in place of what git says (a copy of the tree).")
 def main(dry_run: bool, out: Path | None, sections: str, seeds: int | None, methods: str | None, jobs: int | None,
          quality_dir: Path | None, quality_steps: int | None, commit: str | None) -> None:
@@ -336,8 +337,8 @@ def main(dry_run: bool, out: Path | None, sections: str, seeds: int | None, meth
     else:
         device_name = f"{torch.cuda.get_device_name(0)} (x{torch.cuda.device_count()})"
     s = DRY if dry_run else GPU
-    quality_overrides = {**s.quality, "train": {**s.quality.get("train", {}),
-                                                **({"steps": quality_steps} if quality_steps else {})}}
+    steps = {"steps": quality_steps, "steps_per": "run"} if quality_steps else {}
+    quality_overrides = {**s.quality, "train": {**s.quality.get("train", {}), **steps}}
     names = tuple(m.strip() for m in methods.split(",") if m.strip()) if methods else s.methods
     for m in names:
         run_params(m, 0)  # an unknown method fails before any work

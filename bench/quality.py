@@ -100,9 +100,21 @@ def _nested(dotted: dict[str, object]) -> dict[str, dict]:
     return out
 
 
+def shared_params(data_root: str, layout: str | None, ratio: float | None, steps: int | None) -> dict[str, object]:
+    """The params of every run from the bench's options (None: params.yaml's)."""
+    base: dict[str, object] = {"data.root": data_root if data_root == "demo" else str(Path(data_root).resolve()),
+                               "restorers.all": {"tasks": "all"}}  # one all-in-one restorer per run
+    for key, value in (("data.layout", layout), ("select.ratio", ratio), ("train.steps", steps)):
+        if value is not None:
+            base[key] = value
+    if steps is not None:
+        base["train.steps_per"] = "run"  # --steps counts steps in all, whatever params.yaml counts
+    return base
+
+
 def run_params(method: str, seed: int, steps: int = 0, long_factor: int = 5) -> dict[str, object]:
     """The -S overrides of one run: the method's params and the seeds it uses (`steps`: the base
-    train.steps, which full-long multiplies by `long_factor`)."""
+    train.steps, which full-long multiplies by `long_factor`, in the base's train.steps_per)."""
     if method not in VARIANTS:
         raise click.BadParameter(f"unknown method {method!r}; known: {', '.join(VARIANTS)}", param_hint="--methods")
     p = dict(VARIANTS[method], **{"train.seed": seed})
@@ -358,7 +370,8 @@ def pick_seeds(count: int, listed: str | None) -> list[int]:
               help=f"comma-separated, of: {', '.join(VARIANTS)}.")
 @click.option("--reference", default="random_task", show_default=True,
               help="the method every other is compared with, seed by seed.")
-@click.option("--steps", type=int, default=None, help="train.steps for every run (default: params.yaml).")
+@click.option("--steps", type=int, default=None,
+              help="train.steps in all (steps_per: run) for every run (default: params.yaml's).")
 @click.option("--long-factor", type=int, default=5, show_default=True, help="full-long trains this many times longer.")
 @click.option("--seeds", type=int, default=5, show_default=True, help="seeds per method (0 .. K-1).")
 @click.option("--seed-list", default=None, help="only these seeds (comma-separated), instead of 0 .. K-1.")
@@ -380,11 +393,7 @@ def main(data_root, layout, ratio, methods, reference, steps, long_factor, seeds
     if jobs < 1:
         raise click.BadParameter("need at least one job")
     threads = threads or max(1, len(os.sched_getaffinity(0)) // jobs)
-    base: dict[str, object] = {"data.root": data_root if data_root == "demo" else str(Path(data_root).resolve()),
-                               "restorers.all": {"tasks": "all"}}  # one all-in-one restorer per run
-    for key, value in (("data.layout", layout), ("select.ratio", ratio), ("train.steps", steps)):
-        if value is not None:
-            base[key] = value
+    base = shared_params(data_root, layout, ratio, steps)
     if eval_every:
         base["train.eval_every"] = eval_every
         base["train.log_every"] = math.gcd(eval_every, 10)

@@ -61,6 +61,10 @@ def main(params_path: str, data_path: Path, out: Path, metrics_dir: Path, index_
     mp = restorer_section(ModelParams, "model", restorer, params_path)
     p = restorer_section(TrainParams, "train", restorer, params_path)
     ds = DistilledSet(data_path, memory_limit=p.in_memory_mb << 20)
+    tasks = ds.manifest["task"].nunique()
+    if p.steps_per == "task":
+        click.echo(f"train: {p.steps} steps per task x {tasks} tasks")
+    p = p.for_tasks(tasks)
     fingerprint = run_fingerprint(mp, p, data_path / "manifest.parquet", ds.attrs)
     validating = [0.0]
 

@@ -37,6 +37,12 @@ def test_run_params_seeds_and_ablations():
         quality.run_params("nope", 0)
 
 
+def test_steps_given_to_the_bench_count_in_all():
+    given = quality.shared_params("demo", None, 0.02, 3600)
+    assert (given["train.steps"], given["train.steps_per"], given["select.ratio"]) == (3600, "run", 0.02)
+    assert not {"train.steps", "train.steps_per", "data.layout"} & set(quality.shared_params("demo", None, None, None))
+
+
 def test_every_select_method_is_a_bench_method():
     from tripled.selection.methods import METHODS
 

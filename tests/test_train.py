@@ -1,6 +1,13 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from tests.helpers import write_distilled
 from tripled.data.distilled import DistilledSet
@@ -198,3 +205,24 @@ def test_fingerprint_covers_params_data_and_training_code(tmp_path, monkeypatch)
     assert t.run_fingerprint(MODEL, TrainParams(seed=1), manifest, {}) != first
     code.write_text("v2")  # a checkpoint of older training code is not resumed
     assert t.run_fingerprint(MODEL, p, manifest, {}) != first
+
+
+def test_steps_per_task_counts_steps_for_each_task(tmp_path):
+    p = TrainParams(steps=100, steps_per="task")
+    assert (p.for_tasks(3).steps, p.for_tasks(3).steps_per) == (300, "run")
+    per_run = TrainParams(steps=100)
+    assert per_run.for_tasks(3) is per_run
+
+    # Through the stage: the toy set has two tasks, so 3 steps per task train 6 steps.
+    repo = Path(__file__).resolve().parents[1]
+    data = write_distilled(tmp_path / "d", n=4, size=24)
+    params = tmp_path / "params.yaml"
+    train_section = dict(steps=3, steps_per="task", batch_size=2, crop=16, log_every=1, device="cpu")
+    params.write_text(yaml.safe_dump(dict(model=MODEL.model_dump(), train=train_section)))
+    cmd = [sys.executable, str(repo / "stages/train.py"), "--params", str(params), "--data", str(data),
+           "--out", str(tmp_path / "m"), "--metrics", str(tmp_path / "metrics")]
+    env = dict(os.environ, PYTHONPATH=str(repo), OMP_NUM_THREADS="1")
+    run = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "train: 3 steps per task x 2 tasks" in run.stdout
+    assert json.loads((tmp_path / "metrics/train.json").read_text())["steps"] == 6

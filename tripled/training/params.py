@@ -15,7 +15,9 @@ class ModelParams(Section):
 
 
 class TrainParams(Section):
-    steps: int = Field(3000, ge=1)
+    steps: int = Field(3000, ge=1, description="training length, counted as steps_per says")
+    steps_per: Literal["run", "task"] = Field("run", description="run: steps in all; task: steps times the "
+                                              "restorer's tasks, so each task gets as many batches")
     batch_size: int = Field(32, ge=1)
     crop: int = Field(32, ge=8)
     lr: float = Field(2e-3, gt=0)
@@ -44,6 +46,12 @@ class TrainParams(Section):
     channels_last: bool = Field(False, description="NHWC memory layout (faster convolutions on recent GPUs)")
     compile: bool = Field(False, description="torch.compile the model (needs a C++ compiler; slow first steps)")
     seed: int = 0
+
+    def for_tasks(self, tasks: int) -> TrainParams:
+        """These params with `steps` in all for a restorer of `tasks` tasks (and steps_per: run)."""
+        if self.steps_per == "run":
+            return self
+        return self.model_copy(update=dict(steps=self.steps * tasks, steps_per="run"))
 
     @model_validator(mode="after")
     def _keep_best_needs_evals(self) -> TrainParams:
