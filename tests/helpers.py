@@ -51,7 +51,8 @@ TINY = {
     "select": {"ratio": 0.05},
     "refine": {"steps": 3},
     "model": {"kwargs": {"width": 8, "enc_blk_nums": [1, 1], "dec_blk_nums": [1, 1], "middle_blk_num": 1}},
-    "train": {"steps": 30, "steps_per": "run", "checkpoint_every": 10, "log_every": 5, "eval_every": 10, "eval_samples": 8},
+    "train": {"steps": 30, "steps_per": "run", "checkpoint_every": 10, "log_every": 5, "eval_every": 10,
+              "eval_samples": 8},
     "evaluate": {"unseen": [{"type": "jpeg", "quality": 20}, [{"type": "noise", "sigma": 10}, {"type": "rain"}]]},
 }
 GIT_ID = ["-c", "user.email=t@t", "-c", "user.name=t"]
