@@ -1,12 +1,15 @@
 """One quality table from the runs of several `bench/quality.py` invocations.
 
-    python bench/merge.py --out DIR [--reference random_task] [--methods a,b] [--suffix SRC_DIR +x] SRC_DIR...
+    python bench/merge.py --out DIR [--reference random_task] [--methods a,b] [--suffix SRC_DIR +x]
+        [--only SRC_DIR a,b] SRC_DIR...
 
 Each SRC_DIR holds a runs.json. Runs are paired by seed, so they must come from one machine (checked:
 the CPU and its AMX/BF16 flags) and test on one test set (checked: the degraded input's PSNR). A method
 and seed found twice must agree. Writes DIR/quality.md and DIR/quality.json; the latter lists, per
 source, the code hashes its runs ran, so a table that mixes code versions says so. `--suffix SRC_DIR +x`
 renames that source's methods (tripled -> tripled+x): one method under two settings, paired by seed.
+`--only SRC_DIR a,b` takes only those methods from that source, e.g. the full set from a run at another
+budget, whose subsets are other runs under the same names.
 """
 from __future__ import annotations
 
@@ -23,10 +26,11 @@ quality = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(quality)
 
 
-def load(sources: list[Path], suffixes: dict[Path, str] | None = None) -> tuple[list[dict], dict[str, list[str]]]:
+def load(sources: list[Path], suffixes: dict[Path, str] | None = None,
+         only: dict[Path, set[str]] | None = None) -> tuple[list[dict], dict[str, list[str]]]:
     """The runs of every source, checked to be comparable; and each source's code hashes. A source in
-    `suffixes` has that suffix appended to its method names."""
-    suffixes = suffixes or {}
+    `suffixes` has that suffix appended to its method names; a source in `only` gives only those methods."""
+    suffixes, only = suffixes or {}, only or {}
     runs: dict[tuple[str, int], dict] = {}
     codes: dict[str, list[str]] = {}
     machine = inputs = None
@@ -34,7 +38,9 @@ def load(sources: list[Path], suffixes: dict[Path, str] | None = None) -> tuple[
         path = src / "runs.json"
         if not path.is_file():
             raise click.ClickException(f"{path} not found")
-        rows = json.loads(path.read_text())
+        rows = [r for r in json.loads(path.read_text()) if src not in only or r["method"] in only[src]]
+        if not rows:
+            raise click.ClickException(f"{path}: no runs of {', '.join(sorted(only[src]))}")
         codes[str(src)] = sorted({r.get("provenance", {}).get("code_sha256", "?") for r in rows})
         for r in rows:
             m = r.get("provenance", {}).get("machine")
@@ -65,13 +71,17 @@ def load(sources: list[Path], suffixes: dict[Path, str] | None = None) -> tuple[
 @click.option("--methods", default="", help="comma-separated, in table order (default: all found).")
 @click.option("--suffix", "suffixes", multiple=True, type=(click.Path(path_type=Path), str),
               help="SRC_DIR SUFFIX: append SUFFIX to the method names of that source's runs.")
+@click.option("--only", "onlies", multiple=True, type=(click.Path(path_type=Path), str),
+              help="SRC_DIR METHODS: take only these comma-separated methods from that source.")
 def main(sources: tuple[Path, ...], out_dir: Path, reference: str, methods: str,
-         suffixes: tuple[tuple[Path, str], ...]) -> None:
+         suffixes: tuple[tuple[Path, str], ...], onlies: tuple[tuple[Path, str], ...]) -> None:
     named = dict(suffixes)
-    unknown = set(named) - set(sources)
-    if unknown:
-        raise click.ClickException(f"--suffix names {', '.join(map(str, sorted(unknown)))}, not a source")
-    runs, codes = load(list(sources), named)
+    only = {src: {m for m in ms.split(",") if m} for src, ms in onlies}
+    for option, given in (("--suffix", named), ("--only", only)):
+        unknown = set(given) - set(sources)
+        if unknown:
+            raise click.ClickException(f"{option} names {', '.join(map(str, sorted(unknown)))}, not a source")
+    runs, codes = load(list(sources), named, only)
     names = [m for m in methods.split(",") if m] or list(dict.fromkeys(r["method"] for r in runs))
     runs = [r for r in runs if r["method"] in names]
     missing = set(names) - {r["method"] for r in runs}

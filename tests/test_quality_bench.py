@@ -163,6 +163,23 @@ def test_merge_suffix_pairs_one_method_under_two_settings(tmp_path):
     assert bad.exit_code != 0 and "not a source" in bad.output
 
 
+def test_merge_only_takes_the_named_methods_of_a_source(tmp_path):
+    # b ran tripled at another budget: without --only its tripled clashes with a's
+    a = _write_runs(tmp_path / "a", [_run(m, s, v + d) for s, v in enumerate([21.0, 23.0, 22.0])
+                                     for m, d in (("tripled", 1.0), ("random_task", 0.0))])
+    b = _write_runs(tmp_path / "b", [_run(m, s, v) for s, v in enumerate([24.0, 25.0, 26.0])
+                                     for m in ("tripled", "full")])
+    out = tmp_path / "m"
+    clash = click.testing.CliRunner().invoke(merge.main, [str(a), str(b), "--out", str(out)])
+    assert clash.exit_code != 0 and "differs" in clash.output
+    result = click.testing.CliRunner().invoke(merge.main, [str(a), str(b), "--out", str(out), "--only", str(b),
+                                                           "full"])
+    assert result.exit_code == 0, result.output
+    s = __import__("json").loads((out / "quality.json").read_text())
+    assert s["tripled"]["vs_reference"]["diff_db"] == pytest.approx(1.0) and s["full"]["n"] == 3
+    bad = click.testing.CliRunner().invoke(merge.main, [str(a), "--out", str(out), "--only", str(a), "kcenter"])
+    assert bad.exit_code != 0 and "no runs of kcenter" in bad.output
+
 def test_merge_refuses_runs_that_cannot_be_paired(tmp_path):
     a = _write_runs(tmp_path / "a", [_run("random_task", 0, 22.0)])
     other_cpu = _write_runs(tmp_path / "b", [_run("tripled", 0, 22.5)], cpu="cpu B")
